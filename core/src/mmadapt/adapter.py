@@ -1,0 +1,100 @@
+"""The Adapter contract: the module that owns a method's trainable parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from .backbone import Backbone
+from .data import Task
+
+
+class Adapter(nn.Module):
+    """Base class of adapters: built from (config, backbone, task), turns a batch into outputs.
+
+    ``forward(batch)`` returns a dict with at least ``logits`` for classification (``features`` and
+    ``images`` for other tasks). The backbone is a frozen submodule; everything trainable belongs to
+    the adapter and is listed by :meth:`parameter_groups`, whose names recipes use for per-group
+    learning rates (``train.param_groups.<name>.lr``).
+    """
+
+    #: True when ``forward`` sees images only through frozen, batch-independent image features
+    #: (``batch["image_features"]``). The engine then computes them once per split when no augmentation
+    #: is used: an exact speed-up.
+    frozen_image_features: bool = False
+
+    def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        self.task = task
+        self._eval_cache: dict[str, Any] = {}
+
+    # -- what the engine calls ------------------------------------------------------------------
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named groups of trainable parameters; the default puts all of them in ``default``."""
+        return {"default": [p for p in self.parameters() if p.requires_grad]}
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable and total parameter counts (total includes the frozen backbone)."""
+        params = {id(p): p for p in self.parameters()}.values()
+        return {
+            "trainable": sum(p.numel() for p in params if p.requires_grad),
+            "total": sum(p.numel() for p in params),
+        }
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors a checkpoint needs: trainable parameters and the adapter's own persistent buffers."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        return {
+            name: tensor.detach()
+            for name, tensor in self.state_dict().items()
+            if name in trainable or not name.startswith("backbone.")
+        }
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load tensors saved by :meth:`trainable_state_dict`; every saved tensor must be used."""
+        missing = [name for name in self.trainable_state_dict() if name not in state]
+        unexpected = self.load_state_dict(state, strict=False).unexpected_keys
+        if missing or unexpected:
+            raise ValueError(f"checkpoint does not match the adapter: missing {missing}, unexpected {unexpected}")
+        self._eval_cache.clear()
+
+    def set_task(self, task: Task) -> None:
+        """Switch to another class list (base-to-novel evaluation); adapters that can't must say so."""
+        raise NotImplementedError(
+            f"adapter {type(self).__name__} cannot evaluate on classes it was not trained on"
+        )
+
+    # -- helpers for subclasses -----------------------------------------------------------------
+    def image_features(self, batch: dict[str, Any], normalize: bool = True) -> torch.Tensor:
+        """Frozen image features of a batch, from the engine's cache when it provided them."""
+        features = batch.get("image_features")
+        if features is None:
+            with torch.no_grad():
+                features = self.backbone.encode_image(batch["image"])
+        return features / features.norm(dim=-1, keepdim=True) if normalize else features
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` without gradients, kept until the mode changes or weights are loaded.
+
+        Only for values that no trainable parameter influences in the current mode.
+        """
+        if key not in self._eval_cache:
+            with torch.no_grad():
+                self._eval_cache[key] = compute()
+        return self._eval_cache[key]
+
+    def cached_in_eval(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` with gradients while training, once per evaluation otherwise."""
+        return compute() if self.training else self.cached(key, compute)
+
+    def train(self, mode: bool = True) -> Adapter:
+        """Switch mode; the backbone stays in eval mode and eval-time caches are dropped."""
+        super().train(mode)
+        self.backbone.eval()
+        self._eval_cache.clear()
+        return self

@@ -1,0 +1,71 @@
+"""Builtin adapters: zero-shot CLIP, linear probe and LoRA (PEFT)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from mmadapt.config import check_choice
+from mmadapt.hookspecs import hookimpl
+
+
+@dataclass
+class ZeroShotConfig:
+    """Hand-written prompts; several templates are averaged (prompt ensembling)."""
+
+    #: Templates with one ``{}`` for the class name; default: the dataset's templates.
+    templates: Optional[list[str]] = None
+
+
+@dataclass
+class LinearProbeConfig:
+    """A linear (logistic-regression) head on frozen, L2-normalised image features."""
+
+    #: ``zeros``, or ``zeroshot`` to start from the zero-shot classifier (needs a text tower).
+    init: str = "zeros"
+
+    def __post_init__(self) -> None:
+        check_choice("adapter", "init", self.init, ("zeros", "zeroshot"))
+
+
+@dataclass
+class LoraConfig:
+    """LoRA (HF PEFT) on chosen modules of either tower; classes come from zero-shot text features."""
+
+    tower: str = "vision"
+    #: Module name suffixes inside each transformer block: attention and/or MLP layers.
+    targets: list[str] = field(default_factory=lambda: ["attn", "mlp.c_fc", "mlp.c_proj"])
+    r: int = 4
+    alpha: float = 8.0
+    dropout: float = 0.0
+    templates: Optional[list[str]] = None
+
+    def __post_init__(self) -> None:
+        check_choice("adapter", "tower", self.tower, ("vision", "text", "both"))
+        if self.r < 1:
+            raise ValueError(f"adapter.r must be a positive LoRA rank; got {self.r}")
+
+
+def build_zeroshot(config, backbone, task):
+    from .baselines import ZeroShot
+
+    return ZeroShot(config, backbone, task)
+
+
+def build_linear_probe(config, backbone, task):
+    from .baselines import LinearProbe
+
+    return LinearProbe(config, backbone, task)
+
+
+def build_lora(config, backbone, task):
+    from .baselines import Lora
+
+    return Lora(config, backbone, task)
+
+
+@hookimpl
+def register_adapters(register):
+    register("zeroshot", build_zeroshot, ZeroShotConfig, "zero-shot CLIP with hand-written (ensembled) prompts")
+    register("linear-probe", build_linear_probe, LinearProbeConfig, "logistic head on frozen image features")
+    register("lora", build_lora, LoraConfig, "PEFT LoRA on attention/MLP layers of either tower")

@@ -1,0 +1,121 @@
+"""Zero-shot CLIP, linear probe and LoRA adapters."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+from torch import nn
+
+from mmadapt.adapter import Adapter
+from mmadapt.backbone import Backbone
+from mmadapt.data import Task
+from mmadapt.errors import UserError
+
+
+def prompt_texts(classnames: list[str], templates: list[str]) -> list[str]:
+    """Every template filled with every class name (``_`` read as a space), class-major."""
+    return [template.format(name.replace("_", " ")) for name in classnames for template in templates]
+
+
+def zeroshot_classifier(backbone: Backbone, classnames: list[str], templates: list[str]) -> torch.Tensor:
+    """Normalised class embeddings (n_classes, embed_dim): the mean of normalised template features."""
+    if not backbone.has_text:
+        raise UserError(f"backbone {type(backbone).__name__} has no text tower; zero-shot classes need one")
+    device = next(backbone.parameters()).device
+    tokens = backbone.tokenize(prompt_texts(classnames, templates)).to(device)
+    features = backbone.encode_text(tokens, normalize=True).float()
+    features = features.view(len(classnames), len(templates), -1).mean(dim=1)
+    return features / features.norm(dim=-1, keepdim=True)
+
+
+class ZeroShot(Adapter):
+    """CLIP's zero-shot classifier: cosine similarity to hand-written prompt features."""
+
+    frozen_image_features = True
+
+    def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
+        super().__init__(config, backbone, task)
+        self.register_buffer("class_embeddings", torch.empty(0), persistent=False)
+        self.set_task(task)
+
+    def set_task(self, task: Task) -> None:
+        self.task = task
+        with torch.no_grad():
+            self.class_embeddings = zeroshot_classifier(
+                self.backbone, task.classnames, self.config.templates or task.templates
+            )
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        features = self.image_features(batch)
+        logits = self.backbone.logit_scale * features @ self.class_embeddings.to(features.dtype).t()
+        return {"logits": logits, "features": features}
+
+
+class LinearProbe(Adapter):
+    """A linear head on frozen, normalised image features (logistic regression with the engine's decay)."""
+
+    frozen_image_features = True
+
+    def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
+        super().__init__(config, backbone, task)
+        self.head = nn.Linear(backbone.embed_dim, len(task.classnames))
+        with torch.no_grad():
+            if config.init == "zeroshot":
+                weights = zeroshot_classifier(backbone, task.classnames, task.templates)
+                self.head.weight.copy_(weights * backbone.logit_scale.detach())
+            else:
+                self.head.weight.zero_()
+            self.head.bias.zero_()
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        features = self.image_features(batch)
+        return {"logits": self.head(features), "features": features}
+
+
+class Lora(Adapter):
+    """LoRA (HF PEFT) injected into the chosen tower's blocks; classes are zero-shot text features."""
+
+    def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
+        super().__init__(config, backbone, task)
+        from peft import LoraConfig, inject_adapter_in_model
+
+        pattern = lora_target_pattern(backbone, config.tower, config.targets)
+        peft_config = LoraConfig(
+            r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=pattern
+        )
+        inject_adapter_in_model(peft_config, backbone.model)
+        for name, param in backbone.named_parameters():
+            param.requires_grad_("lora_" in name)
+        if not any(p.requires_grad for p in backbone.parameters()):
+            raise UserError(f"adapter.targets {config.targets} matched no module in the {config.tower} tower")
+        self.adapts_text = config.tower in ("text", "both")
+        self.frozen_image_features = False
+        self.templates = config.templates or task.templates
+
+    def set_task(self, task: Task) -> None:
+        self.task = task
+        self._eval_cache.clear()
+
+    def class_embeddings(self) -> torch.Tensor:
+        def compute() -> torch.Tensor:
+            return zeroshot_classifier(self.backbone, self.task.classnames, self.templates)
+
+        return self.cached_in_eval("classes", compute) if self.adapts_text else self.cached("classes", compute)
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        features = self.backbone.encode_image(batch["image"], normalize=True)
+        classes = self.class_embeddings().to(features.dtype)
+        return {"logits": self.backbone.logit_scale * features @ classes.t(), "features": features}
+
+
+def lora_target_pattern(backbone: Backbone, tower: str, targets: list[str]) -> str:
+    """A PEFT ``target_modules`` regex selecting ``targets`` inside the chosen tower's blocks."""
+    towers = {"vision": ["visual"], "text": ["transformer"], "both": ["visual", "transformer"]}[tower]
+    prefixes = "|".join(
+        r"visual\.(?:transformer\.resblocks|trunk\.blocks|blocks)" if t == "visual" else r"transformer\.resblocks"
+        for t in towers
+    )
+    suffixes = "|".join(re.escape(t) for t in targets)
+    return rf"^(?:{prefixes})\.\d+\.(?:{suffixes})$"

@@ -1,0 +1,195 @@
+"""The ``adapt`` command line. Heavy imports (torch, open_clip) happen inside the handlers that need them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import UserError
+from .plugins import PluginManager, get_plugin_manager
+from .registry import KINDS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``adapt``; returns the exit code (2 for bad input, without a traceback)."""
+    try:
+        manager = get_plugin_manager()
+        args = build_parser(manager).parse_args(argv)
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
+    """The argument parser with the core subcommands and every plugin's subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="adapt", description="Adapt pretrained vision-language models with parameter-efficient methods."
+    )
+    parser.add_argument("--version", action="version", version=f"mmadapt {__version__}")
+    parser.set_defaults(handler=lambda _args: parser.print_help() or 0)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a recipe (train and/or evaluate) into a run directory")
+    _recipe_arguments(run)
+    run.add_argument("--output-dir", help="run directory (default: runs/<name>/<timestamp>)")
+    run.add_argument("--seeds", help="comma-separated seeds, e.g. 1,2,3; reports mean and std")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+    run.set_defaults(handler=_run)
+
+    validate = sub.add_parser("validate", help="check a recipe without building anything")
+    _recipe_arguments(validate)
+    validate.set_defaults(handler=_validate)
+
+    evaluate = sub.add_parser("eval", help="re-evaluate the adapter saved in a run directory")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("overrides", nargs="*", help="recipe overrides, e.g. data.root=/other/data")
+    evaluate.set_defaults(handler=_eval)
+
+    plugins = sub.add_parser("plugins", help="list installed plugins, their components and load errors")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.set_defaults(handler=lambda args: _plugins(manager, args))
+
+    recipes = sub.add_parser("recipes", help="list recipe files with their descriptions")
+    recipes.add_argument("directory", nargs="?", default="recipes")
+    recipes.set_defaults(handler=_recipes)
+
+    runs = sub.add_parser("runs", help="list run directories with their headline metrics")
+    runs.add_argument("directory", nargs="?", default="runs")
+    runs.set_defaults(handler=_runs)
+
+    for command in manager.registry.all("command"):
+        command_parser = sub.add_parser(command.name, help=command.summary)
+        if command.factory.add_arguments is not None:
+            command.factory.add_arguments(command_parser)
+        command_parser.set_defaults(handler=command.factory)
+    return parser
+
+
+def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", nargs="?", help="recipe YAML file")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.01 adapter.n_ctx=8")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runner import resume_run, run_recipe_file
+
+    if args.resume:
+        if args.recipe or args.seeds:
+            raise UserError("--resume RUN_DIR continues a run with its own recipe; drop the recipe and --seeds")
+        resume_run(args.resume)
+        return 0
+    if not args.recipe:
+        raise UserError("adapt run needs a recipe file (see `adapt recipes`) or --resume RUN_DIR")
+    seeds = _parse_seeds(args.seeds) if args.seeds else None
+    run_recipe_file(args.recipe, args.overrides, output_dir=args.output_dir, seeds=seeds)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .recipe import load_recipe
+
+    if not args.recipe:
+        raise UserError("adapt validate needs a recipe file")
+    recipe = load_recipe(args.recipe, args.overrides, registry=get_plugin_manager().registry)
+    print(f"{args.recipe}: ok ({recipe.backbone.name} / {recipe.data.name} / {recipe.adapter.name} / "
+          f"{recipe.protocol.name})")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .runner import evaluate_run
+
+    evaluate_run(args.run_dir, args.overrides)
+    return 0
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--seeds expects comma-separated integers like 1,2,3; got {text!r}") from None
+    if not seeds:
+        raise UserError("--seeds needs at least one seed")
+    return seeds
+
+
+def plugin_report(manager: PluginManager) -> list[dict]:
+    """One entry per plugin: name, distribution, version, hooks, components by kind, load error."""
+    report = []
+    for info in manager.plugins.values():
+        components: dict[str, list[str]] = {}
+        for kind in KINDS:
+            names = [c.name for c in manager.registry.all(kind) if c.plugin == info.name]
+            if names:
+                components[kind] = names
+        report.append(
+            {
+                "name": info.name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "hooks": info.hooks,
+                "components": components,
+                "error": info.error,
+            }
+        )
+    return report
+
+
+def _plugins(manager: PluginManager, args: argparse.Namespace) -> int:
+    report = plugin_report(manager)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for entry in report:
+        origin = f"{entry['distribution']} {entry['version']}" if entry["distribution"] else "builtin"
+        print(f"{entry['name']}  ({origin})")
+        if entry["error"]:
+            print(f"    FAILED TO LOAD: {entry['error']}")
+        for kind, names in entry["components"].items():
+            print(f"    {kind}s: {', '.join(names)}")
+        if entry["hooks"]:
+            print(f"    hooks: {', '.join(entry['hooks'])}")
+    return 0
+
+
+def _recipes(args: argparse.Namespace) -> int:
+    from .recipe import read_recipe_file
+
+    directory = Path(args.directory)
+    files = sorted(directory.rglob("*.yaml")) if directory.is_dir() else []
+    if not files:
+        raise UserError(f"no recipe files (*.yaml) under {directory}/")
+    width = max(len(str(f)) for f in files)
+    for path in files:
+        try:
+            description = str(read_recipe_file(path).get("description") or "").strip().splitlines()
+        except UserError as exc:
+            description = [f"(unreadable: {exc})"]
+        print(f"{str(path):<{width}}  {description[0] if description else ''}")
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from .rundir import list_runs
+
+    rows = list_runs(Path(args.directory))
+    if not rows:
+        print(f"no runs under {args.directory}/")
+        return 0
+    for run_dir, summary in rows:
+        metrics = summary.get("mean") or summary.get("metrics", {})
+        headline = ", ".join(f"{k}={v:.2f}" for k, v in list(metrics.items())[:4])
+        print(f"{run_dir}  {headline}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

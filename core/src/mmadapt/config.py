@@ -1,0 +1,110 @@
+"""Config dataclasses of the recipe's fixed sections and the base class of dataset configs.
+
+This module imports nothing heavy: plugins import it at registration time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+def check_choice(owner: str, key: str, value: Any, choices: tuple[Any, ...]) -> None:
+    """Raise ``ValueError`` naming the key when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{owner}.{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+@dataclass
+class DataConfig:
+    """Keys every dataset accepts; dataset configs subclass this."""
+
+    #: Few-shot sampling: this many training images per class (Dassl's rule), ``None`` for all.
+    shots: Optional[int] = None
+    #: What to do with an unreadable image: ``error`` stops naming the file, ``skip`` counts it.
+    on_bad_image: str = "error"
+    #: Training augmentation: ``none`` (test transform) or ``crop-flip`` (random resized crop + flip).
+    augment: str = "none"
+
+    def __post_init__(self) -> None:
+        check_choice("data", "on_bad_image", self.on_bad_image, ("error", "skip"))
+        check_choice("data", "augment", self.augment, ("none", "crop-flip"))
+        if self.shots is not None and self.shots < 1:
+            raise ValueError(f"data.shots must be a positive number of images per class; got {self.shots}")
+
+
+@dataclass
+class TrainConfig:
+    """The recipe's ``train:`` section."""
+
+    epochs: int = 10
+    #: Stop after this many optimiser steps (``None``: run all epochs).
+    max_steps: Optional[int] = None
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    lr: float = 0.002
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    #: ``cosine`` (Dassl's cosine after a constant warm-up) or ``constant``.
+    schedule: str = "cosine"
+    #: Step the schedule once per ``epoch`` (Dassl) or once per optimiser ``step``.
+    schedule_unit: str = "epoch"
+    warmup_epochs: int = 0
+    warmup_lr: float = 1e-5
+    #: ``fp32``, ``bf16``, ``fp16`` or ``auto`` (fp16 on CUDA, fp32 elsewhere).
+    precision: str = "auto"
+    grad_accum: int = 1
+    num_workers: int = 0
+    clip_grad_norm: Optional[float] = None
+    #: Per parameter group overrides, e.g. ``{low_rank: {lr: 0.01}}``; groups are named by the adapter.
+    param_groups: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Write a checkpoint every this many epochs; keep the newest ``keep_checkpoints``.
+    checkpoint_every: int = 1
+    keep_checkpoints: int = 2
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        check_choice("train", "optimizer", self.optimizer, ("sgd", "adamw", "adam"))
+        check_choice("train", "schedule", self.schedule, ("cosine", "constant"))
+        check_choice("train", "schedule_unit", self.schedule_unit, ("epoch", "step"))
+        check_choice("train", "precision", self.precision, ("fp32", "bf16", "fp16", "auto"))
+        for key in ("epochs", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints", "log_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"train.{key} must be at least 1; got {getattr(self, key)}")
+
+
+@dataclass
+class EvalConfig:
+    """The recipe's ``eval:`` section."""
+
+    #: Metric names, or ``{name: ..., <option>: ...}`` mappings for metrics with options.
+    metrics: list[Any] = field(default_factory=lambda: ["accuracy"])
+    batch_size: int = 100
+
+
+@dataclass
+class RecipeSchema:
+    """The top level of a recipe. Component sections are validated against their component's config."""
+
+    name: str = "run"
+    description: str = ""
+    seed: int = 1
+    #: Distributions the recipe needs, as pip requirement strings (``mmadapt-prompts>=0.1``).
+    requires: list[str] = field(default_factory=list)
+    backbone: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    adapter: dict[str, Any] = field(default_factory=dict)
+    objective: dict[str, Any] = field(default_factory=lambda: {"name": "cross-entropy"})
+    protocol: dict[str, Any] = field(default_factory=lambda: {"name": "standard"})
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+#: Recipe sections that name a registered component, with the component kind each one names.
+COMPONENT_SECTIONS = {
+    "backbone": "backbone",
+    "data": "dataset",
+    "adapter": "adapter",
+    "objective": "objective",
+    "protocol": "protocol",
+}

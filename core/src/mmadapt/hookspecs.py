@@ -1,0 +1,105 @@
+"""Every hook mmadapt calls, grouped by phase. Each docstring is the hook's reference documentation.
+
+Registration hooks receive a ``register`` callback. The core calls each plugin's implementation
+separately, so every component it registers is recorded with its plugin, distribution and version.
+
+Lifecycle hooks observe a run. They must not change the run's numbers; use them for logging,
+notifications or extra artefacts.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("mmadapt")
+hookimpl = pluggy.HookimplMarker("mmadapt")
+
+# -- registration ---------------------------------------------------------------------------------
+
+
+@hookspec
+def register_backbones(register):
+    """Register pretrained-model wrappers that fulfil the ``mmadapt.Backbone`` contract.
+
+    Call ``register(name, factory, config, summary)`` once per backbone. ``factory(config)`` returns a
+    ``Backbone``; ``config`` is the dataclass that validates the recipe's ``backbone:`` section.
+    """
+
+
+@hookspec
+def register_adapters(register):
+    """Register adapters: ``nn.Module`` s that own every trainable parameter of a method.
+
+    Call ``register(name, factory, config, summary)``; ``factory(config, backbone, task)`` returns an
+    ``mmadapt.Adapter``.
+    """
+
+
+@hookspec
+def register_objectives(register):
+    """Register objectives that turn ``(outputs, batch)`` into a scalar loss and named terms.
+
+    Call ``register(name, factory, config, summary)``; ``factory(config, adapter)`` returns a callable
+    ``objective(outputs, batch) -> (loss, {term: tensor})``.
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register datasets that produce a task description and its splits.
+
+    Call ``register(name, factory, config, summary)``; ``factory(config)`` returns an
+    ``mmadapt.DataBundle``. ``config`` should subclass ``mmadapt.DataConfig`` so the shared keys
+    (``shots``, ``on_bad_image``, ...) validate the same way for every dataset.
+    """
+
+
+@hookspec
+def register_protocols(register):
+    """Register protocols that drive a run (train then evaluate, base-to-novel, incremental tasks ...).
+
+    Call ``register(name, factory, config, summary)``; ``factory(config)`` returns an object with a
+    ``run(run) -> dict[str, float]`` method that returns the headline metrics.
+    """
+
+
+@hookspec
+def register_metrics(register):
+    """Register evaluation metrics.
+
+    Call ``register(name, factory, config, summary)``; ``factory(config)`` returns an object with
+    ``update(outputs, batch)`` and ``compute() -> dict[str, float]``.
+    """
+
+
+@hookspec
+def register_commands(register):
+    """Add subcommands to the ``adapt`` command line.
+
+    Call ``register(name, handler, help, add_arguments=None)``: ``add_arguments(parser)`` fills an
+    ``argparse`` parser; ``handler(args) -> int`` runs the command and returns its exit code. Keep the
+    handler's heavy imports inside it, so ``adapt --help`` stays fast.
+    """
+
+
+# -- run lifecycle --------------------------------------------------------------------------------
+
+
+@hookspec
+def on_run_start(run):
+    """Called once the run directory, backbone, data and adapter exist, before the protocol starts."""
+
+
+@hookspec
+def on_step_end(run, step, logs):
+    """Called after every optimiser step on the main process with the step number and logged values."""
+
+
+@hookspec
+def on_eval_end(run, split, metrics):
+    """Called after each evaluation with the split name and its metrics (``{"<metric>": float}``)."""
+
+
+@hookspec
+def on_run_end(run, summary):
+    """Called after ``summary.json`` is written, with the summary dictionary."""

@@ -1,0 +1,201 @@
+"""The plugin manager: builtins first, then entry points of group ``mmadapt`` one at a time.
+
+A plugin that raises while importing or registering is recorded (distribution, version, error) and
+reported by ``adapt plugins``; everything else keeps working. ``MMADAPT_STRICT_PLUGINS=1`` re-raises
+instead, and ``MMADAPT_LOAD_PLUGINS=a,b`` loads only the named entry points or distributions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .registry import KINDS, Component, Registry
+
+ENTRY_POINT_GROUP = "mmadapt"
+
+#: Builtin plugin modules, registered through the same path as third-party plugins.
+BUILTIN_PLUGINS = (
+    "mmadapt.builtin.backbones",
+    "mmadapt.builtin.datasets",
+    "mmadapt.builtin.adapters",
+    "mmadapt.builtin.objectives",
+    "mmadapt.builtin.protocols",
+    "mmadapt.builtin.metrics",
+)
+
+_REGISTRATION_HOOKS = {f"register_{kind}s": kind for kind in KINDS}
+
+
+@dataclass
+class PluginInfo:
+    """What is known about one loaded (or failed) plugin."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+    traceback: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``name (distribution version)`` for messages."""
+        origin = f"{self.distribution} {self.version}" if self.distribution else "builtin"
+        return f"{self.name!r} ({origin})"
+
+
+class PluginManager:
+    """Loads plugins, records failures and fills a :class:`~mmadapt.registry.Registry`."""
+
+    def __init__(self, *, strict: bool | None = None, only: set[str] | None = None) -> None:
+        self.pm = pluggy.PluginManager("mmadapt")
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = Registry()
+        self.plugins: dict[str, PluginInfo] = {}
+        self.strict = _env_flag("MMADAPT_STRICT_PLUGINS") if strict is None else strict
+        self.only = _env_list("MMADAPT_LOAD_PLUGINS") if only is None else only
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay, for lifecycle hooks: ``manager.hook.on_run_start(run=...)``."""
+        return self.pm.hook
+
+    @property
+    def failures(self) -> list[PluginInfo]:
+        """Plugins that failed to import or register."""
+        return [info for info in self.plugins.values() if info.error]
+
+    def load(self, *, entry_points: bool = True) -> PluginManager:
+        """Load the builtins, then every entry point, then register every component."""
+        version = _distribution_version("mmadapt")
+        for module_name in BUILTIN_PLUGINS:
+            self.add_plugin(module_name, partial(importlib.import_module, module_name), "mmadapt", version)
+        if entry_points:
+            for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+                dist = entry_point.dist
+                dist_name = dist.metadata["Name"] if dist else None
+                if self.only is not None and not {entry_point.name, dist_name} & self.only:
+                    continue
+                self.add_plugin(entry_point.name, entry_point.load, dist_name, dist.version if dist else None)
+        self.pm.check_pending()
+        return self
+
+    def add_plugin(
+        self,
+        name: str,
+        loader: Callable[[], ModuleType | object],
+        distribution: str | None = None,
+        version: str | None = None,
+    ) -> PluginInfo:
+        """Import one plugin with ``loader``, register it with pluggy and collect its components.
+
+        Failures are recorded in ``self.plugins[name].error`` unless the manager is strict.
+        """
+        info = PluginInfo(name=name, distribution=distribution, version=version)
+        self.plugins[name] = info
+        plugin = None
+        try:
+            plugin = loader()
+            self.pm.register(plugin, name=name)
+            info.hooks = sorted(impl.name for impl in self.pm.get_hookcallers(plugin) or [])
+            self._collect_components(plugin, info)
+        except Exception as exc:
+            if plugin is not None and self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            if self.strict:
+                raise
+            info.error = f"{type(exc).__name__}: {exc}"
+            info.traceback = traceback.format_exc()
+            self.registry.failures.append(info)
+        return info
+
+    def _collect_components(self, plugin: object, info: PluginInfo) -> None:
+        staged = Registry()
+        for hook_name, kind in _REGISTRATION_HOOKS.items():
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if impl.plugin is plugin:
+                    stage = _stage_command if kind == "command" else partial(_stage, kind)
+                    impl.function(register=partial(stage, staged, info))
+        # All of a plugin's components land together, so a plugin failing halfway adds nothing.
+        for kind in KINDS:
+            for component in staged.all(kind):
+                self.registry.add(component)
+
+
+def _stage(
+    kind: str,
+    staged: Registry,
+    info: PluginInfo,
+    name: str,
+    factory: Callable[..., Any],
+    config: type | None = None,
+    summary: str = "",
+) -> None:
+    staged.add(Component(kind, name, factory, config, summary, info.name, info.distribution, info.version))
+
+
+def _stage_command(
+    staged: Registry,
+    info: PluginInfo,
+    name: str,
+    handler: Callable[[Any], int],
+    help: str = "",
+    add_arguments: Callable[[Any], None] | None = None,
+) -> None:
+    command = _Command(handler, add_arguments)
+    staged.add(Component("command", name, command, None, help, info.name, info.distribution, info.version))
+
+
+@dataclass(frozen=True)
+class _Command:
+    handler: Callable[[Any], int]
+    add_arguments: Callable[[Any], None] | None
+
+    def __call__(self, args: Any) -> int:
+        return self.handler(args)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_list(name: str) -> set[str] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return {item.strip() for item in value.split(",") if item.strip()}
+
+
+def _distribution_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+_manager: PluginManager | None = None
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager, loaded on first use."""
+    global _manager
+    if _manager is None:
+        _manager = PluginManager().load()
+    return _manager
+
+
+def reset_plugin_manager(manager: PluginManager | None = None) -> None:
+    """Replace the process-wide manager (tests use this to install a fresh one)."""
+    global _manager
+    _manager = manager

@@ -1,0 +1,259 @@
+"""Recipe loading: YAML + command-line overrides, validated against the schema and component configs.
+
+Every problem is collected before failing, and each names the recipe file, the key path, the
+component and the closest valid key. Components are looked up by registry name only, so a recipe
+can never make mmadapt import arbitrary code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .config import COMPONENT_SECTIONS, EvalConfig, RecipeSchema, TrainConfig
+from .errors import RecipeError, UserError, did_you_mean
+from .registry import Component, Registry
+
+
+@dataclass
+class Section:
+    """One validated component section: the component and its config instance."""
+
+    component: Component
+    config: Any
+
+    @property
+    def name(self) -> str:
+        """The component's registry name."""
+        return self.component.name
+
+    def build(self, *args: Any) -> Any:
+        """Build the component from its config and the kind's further arguments."""
+        return self.component.build(self.config, *args)
+
+
+@dataclass
+class Recipe:
+    """A validated recipe."""
+
+    source: str
+    name: str
+    description: str
+    seed: int
+    requires: list[str]
+    backbone: Section
+    data: Section
+    adapter: Section
+    objective: Section
+    protocol: Section
+    train: TrainConfig
+    eval: EvalConfig
+    metrics: list[Section]
+    #: The recipe as given (after overrides), and with every default filled in.
+    given: DictConfig
+    resolved: DictConfig
+
+    def with_seed(self, seed: int) -> Recipe:
+        """A copy of the recipe with another seed."""
+        resolved = self.resolved.copy()
+        resolved.seed = seed
+        return dataclasses.replace(self, seed=seed, resolved=resolved)
+
+
+def read_recipe_file(path: str | Path) -> DictConfig:
+    """Read a recipe YAML file, turning I/O and syntax problems into a clear ``UserError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: recipe file not found (list bundled recipes with `adapt recipes`)")
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as exc:  # yaml.YAMLError and OmegaConf errors carry the line number
+        raise UserError(f"{path}: not a valid YAML recipe: {exc}") from None
+    if not isinstance(loaded, DictConfig):
+        raise UserError(f"{path}: a recipe must be a mapping of sections (name, backbone, data, ...)")
+    return loaded
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None, *, registry: Registry) -> Recipe:
+    """Load, override and validate a recipe; raise ``RecipeError`` listing every problem."""
+    given = read_recipe_file(path)
+    check_requirements(given.get("requires") or [], str(path))
+    return validate_recipe(given, str(path), overrides or [], registry=registry)
+
+
+def check_requirements(requires: Any, source: str) -> None:
+    """Fail with one line per unmet ``requires:`` entry and the pip command that fixes it."""
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    problems = []
+    for text in requires:
+        try:
+            requirement = Requirement(str(text))
+        except InvalidRequirement as exc:
+            problems.append(f"requires: {text!r} is not a valid requirement ({exc})")
+            continue
+        try:
+            installed = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            problems.append(f"requires: {requirement} is not installed; fix: pip install '{requirement}'")
+            continue
+        if requirement.specifier and not requirement.specifier.contains(installed, prereleases=True):
+            problems.append(
+                f"requires: {requirement} but {requirement.name} {installed} is installed; "
+                f"fix: pip install -U '{requirement}'"
+            )
+    if problems:
+        raise RecipeError(source, problems)
+
+
+def validate_recipe(given: DictConfig, source: str, overrides: list[str], *, registry: Registry) -> Recipe:
+    """Validate an already-read recipe mapping; ``source`` names it in messages."""
+    problems: list[str] = []
+    if overrides:
+        try:
+            given = OmegaConf.merge(given, OmegaConf.from_dotlist(list(overrides)))
+        except OmegaConfBaseException as exc:
+            raise RecipeError(source, [f"command-line override: {_first_line(exc)}"]) from None
+
+    plain = _to_plain(given, source)
+    schema_fields = {f.name for f in dataclasses.fields(RecipeSchema)}
+    for key in plain:
+        if key not in schema_fields:
+            problems.append(f"{key}: unknown top-level key{did_you_mean(key, schema_fields)}")
+
+    defaults = RecipeSchema()
+    train = _validate_config("train", TrainConfig, plain.get("train", {}), problems)
+    evaluation = _validate_config("eval", EvalConfig, plain.get("eval", {}), problems)
+    sections: dict[str, Section | None] = {}
+    for section, kind in COMPONENT_SECTIONS.items():
+        value = plain.get(section, getattr(defaults, section))
+        sections[section] = _validate_section(section, kind, value, registry, problems)
+    metrics = [
+        section
+        for index, entry in enumerate(evaluation.metrics if evaluation else [])
+        if (section := _validate_section(f"eval.metrics[{index}]", "metric", entry, registry, problems))
+    ]
+    for key, kind in (("name", str), ("description", str), ("seed", int)):
+        if key in plain and not isinstance(plain[key], kind):
+            problems.append(f"{key}: expected {kind.__name__}, got {plain[key]!r}")
+    requires = plain.get("requires", [])
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        problems.append("requires: expected a list of requirement strings like 'mmadapt-prompts>=0.1'")
+        requires = []
+    if problems:
+        raise RecipeError(source, problems)
+
+    resolved = OmegaConf.create(
+        {
+            "name": plain.get("name", defaults.name),
+            "description": plain.get("description", defaults.description),
+            "seed": plain.get("seed", defaults.seed),
+            "requires": requires,
+            **{key: {"name": sec.name, **dataclasses.asdict(sec.config)} for key, sec in sections.items()},
+            "train": dataclasses.asdict(train),
+            "eval": {
+                **dataclasses.asdict(evaluation),
+                "metrics": [{"name": m.name, **dataclasses.asdict(m.config)} for m in metrics],
+            },
+        }
+    )
+    return Recipe(
+        source=source,
+        name=resolved.name,
+        description=resolved.description,
+        seed=int(resolved.seed),
+        requires=list(requires),
+        train=train,
+        eval=evaluation,
+        metrics=metrics,
+        given=given,
+        resolved=resolved,
+        **sections,
+    )
+
+
+def _to_plain(given: DictConfig, source: str) -> dict[str, Any]:
+    try:
+        return OmegaConf.to_container(given, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise RecipeError(source, [f"cannot resolve an interpolation: {_first_line(exc)}"]) from None
+
+
+def _validate_section(
+    path: str, kind: str, value: Any, registry: Registry, problems: list[str]
+) -> Section | None:
+    """Validate ``{name: ..., **options}`` against the named component's config dataclass."""
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict) or "name" not in value:
+        problems.append(f"{path}: must be a mapping with a 'name' key naming a {kind}")
+        return None
+    name = value["name"]
+    component = registry.find(kind, str(name))
+    if component is None:
+        hint = ""
+        if any(ch in str(name) for ch in ":/") or "." in str(name):
+            hint = " (recipes name components by their registered name; import paths are never accepted)"
+        problems.append(f"{path}.name: {registry.explain_missing(kind, str(name))}{hint}")
+        return None
+    options = {k: v for k, v in value.items() if k != "name"}
+    config = _validate_config(path, component.config, options, problems, owner=f"{kind} '{name}'")
+    return Section(component, config) if config is not None else None
+
+
+def _validate_config(
+    path: str, config_cls: type | None, options: Any, problems: list[str], owner: str | None = None
+) -> Any:
+    """Check keys and types of ``options`` against ``config_cls`` and build the instance."""
+    owner_text = f" of {owner}" if owner else ""
+    if config_cls is None:
+        if options:
+            problems.append(f"{path}: {owner or path} takes no options; got {sorted(options)}")
+        return None if options else object()
+    if not isinstance(options, dict):
+        problems.append(f"{path}: expected a mapping, got {options!r}")
+        return None
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    start = len(problems)
+    for key in options:
+        if key not in fields:
+            problems.append(f"{path}.{key}: unknown key{owner_text}{did_you_mean(key, fields)}")
+    schema = OmegaConf.structured(config_cls)
+    for key, value in options.items():
+        if key in fields:
+            try:
+                OmegaConf.merge(schema, {key: value})
+            except OmegaConfBaseException as exc:
+                problems.append(f"{path}.{key}: {_type_message(exc)}{owner_text}")
+    if len(problems) > start:
+        return None
+    try:
+        merged = OmegaConf.merge(schema, options)
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            problems.extend(f"{path}.{key}: required key{owner_text} is missing" for key in missing)
+            return None
+        return OmegaConf.to_object(merged)
+    except (ValueError, TypeError) as exc:
+        problems.append(f"{path}: {exc}")
+    except OmegaConfBaseException as exc:
+        problems.append(f"{path}: {_first_line(exc)}")
+    return None
+
+
+def _type_message(exc: OmegaConfBaseException) -> str:
+    return _first_line(exc).replace("Value ", "value ")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+__all__ = ["Recipe", "Section", "load_recipe", "read_recipe_file", "validate_recipe"]

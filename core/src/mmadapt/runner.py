@@ -1,0 +1,174 @@
+"""From a recipe to a finished run directory: build the components, run the protocol, write summary.json."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+
+from .engine import Run, latest_checkpoint, seed_everything
+from .errors import UserError
+from .plugins import PluginManager, get_plugin_manager
+from .recipe import Recipe, load_recipe, validate_recipe
+from .rundir import SUMMARY, RunDir
+
+
+def run_recipe_file(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    output_dir: str | Path | None = None,
+    seeds: list[int] | None = None,
+    manager: PluginManager | None = None,
+) -> dict[str, Any]:
+    """Load a recipe and run it once, or once per seed with a mean/std summary."""
+    manager = manager or get_plugin_manager()
+    recipe = load_recipe(path, overrides, registry=manager.registry)
+    if not seeds:
+        summary = run_recipe(recipe, RunDir.create(recipe.name, output_dir), manager)
+        print_table(recipe, summary)
+        return summary
+    parent = RunDir.create(recipe.name, output_dir)
+    per_seed = [run_recipe(recipe.with_seed(s), RunDir.create(recipe.name, parent.path / f"seed{s}"), manager)
+                for s in seeds]
+    summary = aggregate_seeds(recipe.name, per_seed)
+    parent.write_json(SUMMARY, summary)
+    print_table(recipe, summary)
+    return summary
+
+
+def run_recipe(recipe: Recipe, run_dir: RunDir, manager: PluginManager | None = None) -> dict[str, Any]:
+    """Run one seed of a validated recipe into ``run_dir`` and return its summary."""
+    manager = manager or get_plugin_manager()
+    from .cli import plugin_report
+
+    started = time.perf_counter()
+    run, protocol = build_run(recipe, run_dir, manager)
+    if run.is_main:
+        run_dir.write_recipe(recipe.given, recipe.resolved)
+        run_dir.write_env(plugin_report(manager))
+    manager.hook.on_run_start(run=run)
+    metrics = protocol.run(run)
+    summary = {
+        "name": recipe.name,
+        "seed": recipe.seed,
+        "metrics": metrics,
+        "params": run.adapter.parameter_counts(),
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "steps": run.steps,
+        "skipped_images": run.skipped_images,
+    }
+    if run.is_main:
+        run_dir.write_json(SUMMARY, summary)
+        manager.hook.on_run_end(run=run, summary=summary)
+    run.accelerator.wait_for_everyone()
+    return summary
+
+
+def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[Run, Any]:
+    """Build accelerator, backbone, data, adapter and objective for one seed."""
+    from accelerate import Accelerator
+
+    from .data import apply_few_shot, build_transforms
+
+    accelerator = Accelerator(mixed_precision=_mixed_precision(recipe.train.precision))
+    seed_everything(recipe.seed, "setup")
+    backbone = recipe.backbone.build()
+    bundle = recipe.data.build()
+    shots = recipe.data.config.shots
+    if shots:
+        bundle, selection = apply_few_shot(bundle, shots, recipe.seed)
+        if accelerator.is_main_process:
+            run_dir.write_json("few_shot.json", {"shots": shots, "seed": recipe.seed, "indices": selection})
+    protocol = recipe.protocol.build()
+    bundle = protocol.prepare(bundle)
+    adapter = recipe.adapter.build(backbone, bundle.task).to(accelerator.device)
+    objective = recipe.objective.build(adapter)
+    transforms = build_transforms(backbone.preprocessing, recipe.data.config.augment)
+    run = Run(recipe, run_dir, accelerator, manager.hook, bundle, adapter, objective, recipe.seed, transforms)
+    return run, protocol
+
+
+def resume_run(path: str | Path, manager: PluginManager | None = None) -> dict[str, Any]:
+    """Continue a killed run from its newest checkpoints; refuse when its recipe was changed."""
+    manager = manager or get_plugin_manager()
+    run_dir = RunDir(path)
+    recipe = _saved_recipe(run_dir, manager)
+    saved = OmegaConf.load(run_dir.path / "resolved.yaml")
+    if OmegaConf.to_container(saved) != OmegaConf.to_container(recipe.resolved):
+        raise UserError(
+            f"{run_dir.path}: resolved.yaml no longer matches recipe.yaml with the installed plugins' defaults; "
+            "resuming would not give the result of an uninterrupted run. Start a new run instead."
+        )
+    summary = run_recipe(recipe, run_dir, manager)
+    print_table(recipe, summary)
+    return summary
+
+
+def evaluate_run(path: str | Path, overrides: list[str] | None = None,
+                 manager: PluginManager | None = None) -> dict[str, float]:
+    """Re-evaluate the adapter saved in a run directory, optionally on other data (overrides)."""
+    manager = manager or get_plugin_manager()
+    run_dir = RunDir(path)
+    recipe = _saved_recipe(run_dir, manager, overrides or [])
+    checkpoint = latest_checkpoint(run_dir)
+    eval_dir = RunDir.create(recipe.name, run_dir.path / "evals" / time.strftime("%Y%m%d-%H%M%S"))
+    run, protocol = build_run(recipe, eval_dir, manager)
+    if checkpoint is not None:
+        from safetensors.torch import load_file
+
+        run.adapter.load_trainable_state_dict(load_file(str(checkpoint / "adapter.safetensors")))
+    metrics = protocol.evaluate(run)
+    eval_dir.write_recipe(recipe.given, recipe.resolved)
+    eval_dir.write_json(SUMMARY, {"name": recipe.name, "seed": recipe.seed, "metrics": metrics,
+                                  "checkpoint": str(checkpoint) if checkpoint else None})
+    print_table(recipe, {"metrics": metrics})
+    return metrics
+
+
+def _saved_recipe(run_dir: RunDir, manager: PluginManager, overrides: list[str] | None = None) -> Recipe:
+    recipe_file = run_dir.path / "recipe.yaml"
+    if not recipe_file.is_file():
+        raise UserError(f"{run_dir.path}: not a run directory (no recipe.yaml); runs are listed by `adapt runs`")
+    return validate_recipe(OmegaConf.load(recipe_file), str(recipe_file), overrides or [], registry=manager.registry)
+
+
+def aggregate_seeds(name: str, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One summary over several seeds: per-seed summaries plus mean and std of every metric."""
+    keys = [k for k in summaries[0]["metrics"] if all(k in s["metrics"] for s in summaries)]
+    values = {k: [s["metrics"][k] for s in summaries] for k in keys}
+    return {
+        "name": name,
+        "seeds": [s["seed"] for s in summaries],
+        "metrics": {k: statistics.fmean(v) for k, v in values.items()},
+        "mean": {k: statistics.fmean(v) for k, v in values.items()},
+        "std": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in values.items()},
+        "params": summaries[0]["params"],
+        "wall_time_s": round(sum(s["wall_time_s"] for s in summaries), 3),
+        "steps": summaries[0]["steps"],
+        "runs": summaries,
+    }
+
+
+def print_table(recipe: Recipe, summary: dict[str, Any]) -> None:
+    """Print method, split, metric and value (mean ± std for several seeds)."""
+    std = summary.get("std", {})
+    rows = []
+    for key, value in summary["metrics"].items():
+        split, _, metric = key.rpartition("/")
+        shown = f"{value:.2f}" + (f" ± {std[key]:.2f}" if key in std else "")
+        rows.append((recipe.adapter.name, split or "-", metric, shown))
+    header = ("method", "split", "metric", "value")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+
+
+def _mixed_precision(precision: str) -> str:
+    if precision == "auto":
+        return "fp16" if torch.cuda.is_available() else "no"
+    return {"fp32": "no"}.get(precision, precision)
