@@ -148,6 +148,8 @@ def validate_recipe(given: DictConfig, source: str, overrides: list[str], *, reg
         problems.append("requires: expected a list of requirement strings like 'mmadapt-prompts>=0.1'")
         requires = []
     if problems:
+        if any("unknown" in p and ".name:" in p for p in problems) and registry.failures:
+            problems.append("some plugins failed to load (see `adapt plugins`):" + registry.failure_report())
         raise RecipeError(source, problems)
 
     resolved = OmegaConf.create(
@@ -201,7 +203,7 @@ def _validate_section(
         hint = ""
         if any(ch in str(name) for ch in ":/") or "." in str(name):
             hint = " (recipes name components by their registered name; import paths are never accepted)"
-        problems.append(f"{path}.name: {registry.explain_missing(kind, str(name))}{hint}")
+        problems.append(f"{path}.name: {registry.explain_missing(kind, str(name), with_failures=False)}{hint}")
         return None
     options = {k: v for k, v in value.items() if k != "name"}
     config = _validate_config(path, component.config, options, problems, owner=f"{kind} '{name}'")
@@ -212,7 +214,7 @@ def _validate_config(
     path: str, config_cls: type | None, options: Any, problems: list[str], owner: str | None = None
 ) -> Any:
     """Check keys and types of ``options`` against ``config_cls`` and build the instance."""
-    owner_text = f" of {owner}" if owner else ""
+    owner_text = f" ({owner})" if owner else ""
     if config_cls is None:
         if options:
             problems.append(f"{path}: {owner or path} takes no options; got {sorted(options)}")
@@ -226,30 +228,28 @@ def _validate_config(
         if key not in fields:
             problems.append(f"{path}.{key}: unknown key{owner_text}{did_you_mean(key, fields)}")
     schema = OmegaConf.structured(config_cls)
+    valid = {}
     for key, value in options.items():
         if key in fields:
             try:
                 OmegaConf.merge(schema, {key: value})
+                valid[key] = value
             except OmegaConfBaseException as exc:
-                problems.append(f"{path}.{key}: {_type_message(exc)}{owner_text}")
-    if len(problems) > start:
-        return None
+                problems.append(f"{path}.{key}: {_first_line(exc)}{owner_text}")
     try:
-        merged = OmegaConf.merge(schema, options)
+        merged = OmegaConf.merge(schema, valid)
         missing = sorted(OmegaConf.missing_keys(merged))
         if missing:
             problems.extend(f"{path}.{key}: required key{owner_text} is missing" for key in missing)
             return None
-        return OmegaConf.to_object(merged)
+        instance = OmegaConf.to_object(merged)
     except (ValueError, TypeError) as exc:
-        problems.append(f"{path}: {exc}")
+        problems.append(str(exc) if str(exc).startswith(f"{path}.") else f"{path}: {exc}")
+        return None
     except OmegaConfBaseException as exc:
         problems.append(f"{path}: {_first_line(exc)}")
-    return None
-
-
-def _type_message(exc: OmegaConfBaseException) -> str:
-    return _first_line(exc).replace("Value ", "value ")
+        return None
+    return instance if len(problems) == start else None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -82,13 +82,17 @@ class Registry:
             raise UserError(self.explain_missing(kind, name))
         return component
 
-    def explain_missing(self, kind: str, name: str) -> str:
+    def explain_missing(self, kind: str, name: str, with_failures: bool = True) -> str:
         """A message for an unknown component: installed names, the package to install, load errors."""
         installed = self.names(kind)
         message = f"unknown {kind} {name!r}{did_you_mean(name, installed)}; installed: {', '.join(installed) or 'none'}"
         for package, provided in FIRST_PARTY.items():
             if name in provided.get(kind, ()):
                 message += f". {package} provides it: pip install {package}"
-        for failure in self.failures:
-            message += f"\n  plugin {failure.label} failed to load: {failure.error}"
+        if with_failures:
+            message += self.failure_report()
         return message
+
+    def failure_report(self) -> str:
+        """One line per plugin that failed to load, or an empty string."""
+        return "".join(f"\n  plugin {f.label} failed to load: {f.error}" for f in self.failures)

@@ -1,0 +1,6 @@
+"""Shared test set-up: never touch the network, keep CPU threads modest."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -1,0 +1,143 @@
+"""The plugin manager: builtins, entry points, failure isolation, strict mode, duplicates."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from plugin_dists import make_plugin_dist, run_adapt
+
+from mmadapt.plugins import BUILTIN_PLUGINS, PluginManager
+
+BROKEN = """
+raise ImportError("the frobnicator extension is not compiled")
+"""
+
+GOOD = """
+from dataclasses import dataclass
+from mmadapt import hookimpl
+
+@dataclass
+class PromptTestConfig:
+    n_ctx: int = 4
+
+def build(config, backbone, task):
+    raise RuntimeError("not needed")
+
+@hookimpl
+def register_adapters(register):
+    register("prompt-test", build, PromptTestConfig, "an adapter with an n_ctx key")
+
+@hookimpl
+def register_commands(register):
+    register("hello", lambda args: print("hello from a plugin") or 0, "say hello")
+"""
+
+TYPO_HOOK = """
+from mmadapt import hookimpl
+
+@hookimpl
+def register_adaptors(register):
+    pass
+"""
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in ("broken_plugin", "good_plugin", "typo_plugin", "dup_plugin"):
+        sys.modules.pop(name, None)
+
+
+def test_builtins_register_through_the_same_path(plugin_dir):
+    manager = PluginManager(only=set()).load()
+    assert list(manager.plugins)[: len(BUILTIN_PLUGINS)] == list(BUILTIN_PLUGINS)
+    assert not manager.failures, [f.error for f in manager.failures]
+    zeroshot = manager.registry.get("adapter", "zeroshot")
+    assert zeroshot.plugin == "mmadapt.builtin.adapters"
+    assert zeroshot.distribution == "mmadapt" and zeroshot.version
+
+
+def test_broken_plugin_is_recorded_and_others_keep_working(plugin_dir):
+    make_plugin_dist(plugin_dir, "mmadapt-broken", "broken_plugin", BROKEN)
+    make_plugin_dist(plugin_dir, "mmadapt-good", "good_plugin", GOOD)
+    manager = PluginManager(strict=False, only=None).load()
+    failed = {f.name: f for f in manager.failures}
+    assert "broken_plugin" in failed
+    assert failed["broken_plugin"].distribution == "mmadapt-broken"
+    assert "frobnicator" in failed["broken_plugin"].error
+    good = manager.registry.get("adapter", "prompt-test")
+    assert (good.distribution, good.version) == ("mmadapt-good", "0.3.1")
+    # A component nobody registered: the message carries the broken plugin's error.
+    message = manager.registry.explain_missing("adapter", "frobnicate")
+    assert "mmadapt-broken" in message and "frobnicator extension is not compiled" in message
+
+
+def test_strict_mode_reraises(plugin_dir):
+    make_plugin_dist(plugin_dir, "mmadapt-broken", "broken_plugin", BROKEN)
+    with pytest.raises(ImportError, match="frobnicator"):
+        PluginManager(strict=True, only=None).load()
+
+
+def test_load_plugins_selects_entry_points(plugin_dir):
+    make_plugin_dist(plugin_dir, "mmadapt-broken", "broken_plugin", BROKEN)
+    make_plugin_dist(plugin_dir, "mmadapt-good", "good_plugin", GOOD)
+    manager = PluginManager(strict=True, only={"mmadapt-good"}).load()
+    assert "broken_plugin" not in manager.plugins
+    assert manager.registry.find("adapter", "prompt-test") is not None
+
+
+def test_misspelled_hook_is_an_error(plugin_dir):
+    make_plugin_dist(plugin_dir, "mmadapt-typo", "typo_plugin", TYPO_HOOK)
+    with pytest.raises(Exception, match="register_adaptors"):
+        PluginManager(strict=False, only={"typo_plugin"}).load()
+
+
+def test_duplicate_component_names_both_plugins(plugin_dir):
+    make_plugin_dist(plugin_dir, "mmadapt-dup", "dup_plugin", GOOD.replace("prompt-test", "zeroshot"))
+    manager = PluginManager(strict=False, only={"dup_plugin"}).load()
+    error = manager.plugins["dup_plugin"].error
+    assert "registered twice" in error and "mmadapt.builtin.adapters" in error and "dup_plugin" in error
+
+
+def test_unknown_first_party_component_names_the_package():
+    manager = PluginManager(only=set()).load()
+    message = manager.registry.explain_missing("adapter", "coop")
+    if manager.registry.find("adapter", "coop") is None:
+        assert "pip install mmadapt-prompts" in message
+
+
+def test_cli_plugins_survives_broken_plugin(plugin_dir):
+    make_plugin_dist(plugin_dir, "mmadapt-broken", "broken_plugin", BROKEN)
+    make_plugin_dist(plugin_dir, "mmadapt-good", "good_plugin", GOOD)
+    text = run_adapt(["plugins"], path=plugin_dir)
+    assert text.returncode == 0, text.stderr
+    assert "FAILED TO LOAD: ImportError: the frobnicator extension is not compiled" in text.stdout
+    as_json = run_adapt(["plugins", "--json"], path=plugin_dir)
+    report = {entry["name"]: entry for entry in json.loads(as_json.stdout)}
+    assert report["good_plugin"]["components"] == {"adapter": ["prompt-test"], "command": ["hello"]}
+    assert report["good_plugin"]["version"] == "0.3.1"
+    assert "frobnicator" in report["broken_plugin"]["error"]
+    assert report["mmadapt.builtin.adapters"]["components"]["adapter"] == ["linear-probe", "lora", "zeroshot"]
+    hello = run_adapt(["hello"], path=plugin_dir)
+    assert hello.returncode == 0 and "hello from a plugin" in hello.stdout
+
+
+def test_recipe_typos_are_reported_together(plugin_dir):
+    make_plugin_dist(plugin_dir, "mmadapt-good", "good_plugin", GOOD)
+    recipe = plugin_dir / "typo.yaml"
+    recipe.write_text(
+        "name: typo\n"
+        "backbone: {name: openclip, arch: ViT-B-32}\n"
+        "data: {name: imagefolder, root: somewhere}\n"
+        "adapter: {name: prompt-test, n_ctxx: 4}\n"
+        "train: {lrr: 0.1}\n"
+    )
+    result = run_adapt(["validate", str(recipe)], path=plugin_dir)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert str(recipe) in result.stderr
+    assert "train.lrr" in result.stderr and "'lr'" in result.stderr
+    assert "adapter.n_ctxx" in result.stderr and "'n_ctx'" in result.stderr
