@@ -113,6 +113,8 @@ class Run:
         micro = 0
         for batch in loader:
             self.skipped_images += int(batch.pop("skipped", 0))
+            if "label" not in batch:  # every image of the batch was unreadable and skipped
+                continue
             batch = to_device(batch, self.accelerator.device)
             with self.accelerator.autocast():
                 outputs = model(batch)
@@ -157,6 +159,8 @@ class Run:
         with torch.no_grad():
             for batch in tqdm(loader, desc=f"eval {prefix}", disable=not self.is_main, leave=False):
                 self.skipped_images += int(batch.pop("skipped", 0))
+                if "label" not in batch:
+                    continue
                 batch = to_device(batch, self.accelerator.device)
                 with self.accelerator.autocast():
                     outputs = self.adapter(batch)
@@ -191,6 +195,8 @@ class Run:
             with torch.no_grad():
                 for batch in tqdm(loader, desc=f"features {split}", disable=not self.is_main, leave=False):
                     self.skipped_images += int(batch.pop("skipped", 0))
+                    if "label" not in batch:
+                        continue
                     with self.accelerator.autocast():
                         features.append(backbone.encode_image(batch["image"].to(self.accelerator.device)).float())
                     labels.append(batch["label"])

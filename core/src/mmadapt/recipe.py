@@ -36,6 +36,11 @@ class Section:
         """Build the component from its config and the kind's further arguments."""
         return self.component.build(self.config, *args)
 
+    def as_dict(self) -> dict[str, Any]:
+        """``{"name": ..., **options}`` with every default filled in."""
+        options = dataclasses.asdict(self.config) if self.config is not None else {}
+        return {"name": self.name, **options}
+
 
 @dataclass
 class Recipe:
@@ -158,12 +163,9 @@ def validate_recipe(given: DictConfig, source: str, overrides: list[str], *, reg
             "description": plain.get("description", defaults.description),
             "seed": plain.get("seed", defaults.seed),
             "requires": requires,
-            **{key: {"name": sec.name, **dataclasses.asdict(sec.config)} for key, sec in sections.items()},
+            **{key: sec.as_dict() for key, sec in sections.items()},
             "train": dataclasses.asdict(train),
-            "eval": {
-                **dataclasses.asdict(evaluation),
-                "metrics": [{"name": m.name, **dataclasses.asdict(m.config)} for m in metrics],
-            },
+            "eval": {**dataclasses.asdict(evaluation), "metrics": [m.as_dict() for m in metrics]},
         }
     )
     return Recipe(
@@ -206,8 +208,9 @@ def _validate_section(
         problems.append(f"{path}.name: {registry.explain_missing(kind, str(name), with_failures=False)}{hint}")
         return None
     options = {k: v for k, v in value.items() if k != "name"}
+    before = len(problems)
     config = _validate_config(path, component.config, options, problems, owner=f"{kind} '{name}'")
-    return Section(component, config) if config is not None else None
+    return Section(component, config) if len(problems) == before else None
 
 
 def _validate_config(
@@ -218,7 +221,7 @@ def _validate_config(
     if config_cls is None:
         if options:
             problems.append(f"{path}: {owner or path} takes no options; got {sorted(options)}")
-        return None if options else object()
+        return None
     if not isinstance(options, dict):
         problems.append(f"{path}: expected a mapping, got {options!r}")
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mmadapt.data import DataBundle, split_base_new
+from mmadapt.data import DataBundle, base_new_bundles
 from mmadapt.engine import Run
 from mmadapt.metrics import harmonic_mean
 from mmadapt.protocol import Protocol
@@ -36,7 +36,7 @@ class Base2NovelProtocol(Protocol):
     """
 
     def prepare(self, bundle: DataBundle) -> DataBundle:
-        self.base, self.new = split_base_new(bundle)
+        self.base, self.new = base_new_bundles(bundle)
         return self.base
 
     def run(self, run: Run) -> dict[str, float]:

@@ -1,0 +1,258 @@
+"""The data contract: Split views, collate's skip count, few-shot sampling, base/new, transforms."""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmadapt.data import (
+    BadImageError,
+    DataBundle,
+    Split,
+    Task,
+    apply_few_shot,
+    apply_indices,
+    base_new_bundles,
+    build_transforms,
+    collate,
+    sample_few_shot,
+    sample_few_shot_splits,
+    select_classes,
+    split_base_new,
+)
+from PIL import Image
+from torch.utils.data import DataLoader
+
+
+class ColorSplit(Split):
+    """A generated split, as a plugin (ShapesWorld) would write one: only ``_load`` is implemented."""
+
+    def __init__(self, labels, n_classes, bad=(), **kwargs):
+        super().__init__(labels, n_classes, **kwargs)
+        self.bad = set(bad)
+
+    def _load(self, i):
+        if i in self.bad:
+            raise BadImageError(f"item {i}: broken")
+        return {"image": Image.new("RGB", (4, 4), (i, 0, 0))}
+
+
+# -- Split ------------------------------------------------------------------------------------------
+
+
+def test_getitem_gives_tensors_label_and_index():
+    item = ColorSplit([2, 0], 3)[0]
+    assert item["image"].shape == (3, 4, 4) and item["image"].dtype == torch.float32
+    assert item["label"].dtype == torch.long and int(item["label"]) == 2
+    assert item["index"] == 0
+
+
+def test_multi_label_items_are_multi_hot():
+    split = ColorSplit([[0, 2], []], 3, multi_label=True)
+    assert split[0]["label"].tolist() == [1.0, 0.0, 1.0]
+    assert split[1]["label"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_with_transform_is_a_copy():
+    split = ColorSplit([0, 1], 2)
+    resized = split.with_transform(lambda image: torch.zeros(1))
+    assert resized[0]["image"].shape == (1,)
+    assert split[0]["image"].shape == (3, 4, 4)
+
+
+def test_subset_of_subset_loads_from_the_source_with_remapped_labels():
+    split = ColorSplit([0, 1, 2, 1, 0], 3)
+    view = split.subset([1, 2, 3], label_map={1: 0, 2: 1})
+    assert view.labels == [0, 1, 0] and view.n_classes == 2
+    inner = view.subset([2, 0])
+    assert inner.labels == [0, 0]
+    assert inner.source is split and inner.indices == [3, 1]
+    assert inner.load(0)["image"].getpixel((0, 0)) == (3, 0, 0)
+
+
+def test_subset_single_label_needs_every_label_mapped():
+    with pytest.raises(ValueError, match="not in the label map"):
+        ColorSplit([0, 1], 2).subset([0, 1], label_map={0: 0})
+
+
+def test_select_classes_multi_label_keeps_images_with_any_selected_class():
+    split = ColorSplit([[0], [1, 3], [2], [3]], 4, multi_label=True)
+    chosen = split.select_classes([3, 1])
+    assert chosen.labels == [[0, 1], [0]]  # class 3 -> 0, class 1 -> 1; item with only 0/2 dropped
+    assert chosen.n_classes == 2
+
+
+def test_select_classes_restricts_task_and_knowledge():
+    task = Task(["a", "b", "c"], knowledge={"a": "A", "c": "C"})
+    bundle = DataBundle(task, {"train": ColorSplit([0, 1, 2, 2], 3)})
+    chosen = select_classes(bundle, [2, 1])
+    assert chosen.task.classnames == ["c", "b"] and chosen.task.knowledge == {"c": "C"}
+    assert chosen.splits["train"].labels == [1, 0, 0]
+
+
+# -- bad images and collate -------------------------------------------------------------------------
+
+
+def test_error_mode_raises_and_skip_mode_returns_none():
+    assert ColorSplit([0, 1], 2, bad=[1], on_bad_image="skip")[1] is None
+    with pytest.raises(BadImageError, match="item 1"):
+        ColorSplit([0, 1], 2, bad=[1])[1]
+
+
+def test_collate_counts_skipped_items_through_a_dataloader():
+    split = ColorSplit([0, 1, 0, 1, 0], 2, bad=[1, 4], on_bad_image="skip")
+    batches = list(DataLoader(split, batch_size=2, num_workers=0, collate_fn=collate))
+    assert sum(batch["skipped"] for batch in batches) == 2
+    images = [batch for batch in batches if "image" in batch]
+    assert sum(len(batch["image"]) for batch in images) == 3
+    assert torch.cat([batch["index"] for batch in images]).tolist() == [0, 2, 3]
+    assert batches[-1] == {"skipped": 1}  # an all-skipped batch holds only the count
+
+
+# -- few-shot ---------------------------------------------------------------------------------------
+
+
+def _dassl_reference(items, k, seed):
+    """Dassl's generate_fewshot_dataset, written out with the seeded global ``random``."""
+    state = random.getstate()
+    try:
+        random.seed(seed)
+        output = []
+        for shots, data_source in ((k, items["train"]), (min(k, 4), items["val"])):
+            tracker = collections.defaultdict(list)
+            for item in data_source:
+                tracker[item[1]].append(item)
+            dataset = []
+            for group in tracker.values():
+                dataset.extend(random.sample(group, shots) if len(group) >= shots else group)
+            output.append(dataset)
+        return output
+    finally:
+        random.setstate(state)
+
+
+def _split_json():
+    """Classes of 9, 7, 3 and 5 items; label 2 appears first, so groups are not in label order."""
+    rng = random.Random(0)
+    train = [[f"c{y}/{i}.jpg", y, f"class_{y}"] for y, n in ((0, 9), (1, 7), (2, 3), (3, 5)) for i in range(n)]
+    rng.shuffle(train)
+    train.insert(0, ["c2/first.jpg", 2, "class_2"])
+    val = [[f"v{y}/{i}.jpg", y, f"class_{y}"] for y in (3, 1, 0, 2) for i in range(6)]
+    return {"train": train, "val": val, "test": []}
+
+
+class PathSplit(Split):
+    def __init__(self, entries):
+        super().__init__([e[1] for e in entries], 4)
+        self.paths = [e[0] for e in entries]
+
+
+def _bundle(data):
+    return DataBundle(Task([f"class {y}" for y in range(4)]), {k: PathSplit(v) for k, v in data.items()})
+
+
+@pytest.mark.parametrize(("shots", "seed"), [(5, 1), (4, 2), (16, 3), (1, 1)])
+def test_few_shot_matches_dassl(shots, seed):
+    data = _split_json()
+    expected_train, expected_val = _dassl_reference(data, shots, seed)
+    bundle, indices = apply_few_shot(_bundle(data), shots, seed)
+    for name, expected in (("train", expected_train), ("val", expected_val)):
+        view = bundle.splits[name]
+        assert [view.source.paths[i] for i in view.indices] == [e[0] for e in expected]
+        assert view.labels == [e[1] for e in expected]
+    assert json.loads(json.dumps(indices)) == indices  # the run directory stores them as JSON
+
+
+def test_few_shot_is_deterministic_and_keeps_small_classes_whole():
+    labels = [0] * 9 + [1] * 2 + [2] * 5
+    first = sample_few_shot(labels, 5, 7)
+    assert first == sample_few_shot(labels, 5, 7)
+    assert sample_few_shot(labels, 5, 8) != first
+    counts = collections.Counter(labels[i] for i in first)
+    assert counts == {0: 5, 1: 2, 2: 5}
+
+
+def test_validation_gets_at_most_four_shots_from_the_continued_generator():
+    labels = [y for y in range(3) for _ in range(10)]
+    indices = sample_few_shot_splits(labels, labels, 8, seed=1)
+    assert collections.Counter(labels[i] for i in indices["val"]) == {0: 4, 1: 4, 2: 4}
+    # Validation continues training's generator, so it differs from sampling val on its own.
+    assert indices["val"] != sample_few_shot(labels, 4, 1)
+    two_shot_val = sample_few_shot_splits(labels, labels, 2, seed=1)["val"]
+    assert collections.Counter(labels[i] for i in two_shot_val) == {0: 2, 1: 2, 2: 2}
+
+
+def test_few_shot_refuses_multi_label_data():
+    with pytest.raises(Exception, match="single-label"):
+        sample_few_shot([[0, 1], [1]], 1, 0)
+
+
+def test_apply_indices_reproduces_and_checks_stored_indices():
+    bundle = _bundle(_split_json())
+    sampled, indices = apply_few_shot(bundle, 2, 5)
+    again = apply_indices(bundle, indices)
+    assert again.splits["train"].indices == sampled.splits["train"].indices
+    with pytest.raises(Exception, match="do not fit"):
+        apply_indices(bundle, {"train": [10_000]})
+
+
+# -- base / new -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "base", "new"), [(37, 19, 18), (47, 24, 23), (10, 5, 5), (397, 199, 198), (1000, 500, 500)]
+)
+def test_base_new_counts(n, base, new):
+    base_ids, new_ids = split_base_new(n)
+    assert (len(base_ids), len(new_ids)) == (base, new)
+    assert base_ids + new_ids == list(range(n))
+
+
+def test_base_new_uses_sorted_training_labels():
+    assert split_base_new([4, 1, 1, 9, 7]) == ([1, 4], [7, 9])
+
+
+def test_sampling_precedes_the_base_new_split():
+    data = _split_json()
+    bundle = _bundle(data)
+    sampled, _ = apply_few_shot(bundle, 2, 1)
+    base, new = base_new_bundles(sampled)
+    assert base.task.classnames == ["class 0", "class 1"] and new.task.classnames == ["class 2", "class 3"]
+    # The new-class training items are exactly the few-shot sample over all classes, relabelled ...
+    full = sampled.splits["train"]
+    expected = [full.source.paths[full.indices[i]] for i, y in enumerate(full.labels) if y in (2, 3)]
+    new_train = new.splits["train"]
+    assert sorted(new_train.source.paths[i] for i in new_train.indices) == sorted(expected)
+    assert set(new_train.labels) == {0, 1}
+    # ... which differs from splitting first: the generator is then at another state for these classes.
+    split_first, _ = apply_few_shot(base_new_bundles(bundle)[1], 2, 1)
+    other = split_first.splits["train"]
+    assert sorted(other.source.paths[i] for i in other.indices) != sorted(expected)
+
+
+# -- transforms -------------------------------------------------------------------------------------
+
+
+def test_build_transforms_shapes_and_normalisation():
+    pre = SimpleNamespace(size=8, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    image = Image.new("RGB", (20, 12), (255, 255, 255))
+    train, test = build_transforms(pre, "none")
+    assert train is test
+    assert test(image).shape == (3, 8, 8) and torch.allclose(test(image), torch.full((3, 8, 8), 2.0))
+    train, test = build_transforms(pre, "crop-flip", normalize=False)
+    assert train is not test and train(image).shape == (3, 8, 8)
+    assert torch.allclose(test(image), torch.ones(3, 8, 8))
+
+
+def test_builtin_plugin_modules_do_not_import_torch():
+    code = (
+        "import sys, mmadapt.builtin.datasets, mmadapt.builtin.metrics;"
+        "assert 'torch' not in sys.modules and 'torchvision' not in sys.modules, sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
