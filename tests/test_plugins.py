@@ -6,9 +6,8 @@ import json
 import sys
 
 import pytest
-from plugin_dists import make_plugin_dist, run_adapt
-
 from mmadapt.plugins import BUILTIN_PLUGINS, PluginManager
+from plugin_dists import make_plugin_dist, run_adapt
 
 BROKEN = """
 raise ImportError("the frobnicator extension is not compiled")

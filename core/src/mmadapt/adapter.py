@@ -10,6 +10,7 @@ from torch import nn
 
 from .backbone import Backbone
 from .data import Task
+from .errors import UserError
 
 
 class Adapter(nn.Module):
@@ -65,8 +66,9 @@ class Adapter(nn.Module):
 
     def set_task(self, task: Task) -> None:
         """Switch to another class list (base-to-novel evaluation); adapters that can't must say so."""
-        raise NotImplementedError(
-            f"adapter {type(self).__name__} cannot evaluate on classes it was not trained on"
+        raise UserError(
+            f"adapter {type(self).__name__} cannot evaluate on classes it was not trained on; "
+            "use a protocol without new classes (standard) or an adapter that builds classes from text"
         )
 
     # -- helpers for subclasses -----------------------------------------------------------------

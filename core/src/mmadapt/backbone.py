@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+#: Key and value tokens ``(B or 1, P, width)`` appended to one attention layer's keys and values.
+Prefix = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -15,6 +21,69 @@ class Preprocessing:
     size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    #: Resampling the model was trained with for its test transform (``bicubic``, ``bilinear`` ...).
+    interpolation: str = "bicubic"
+    #: Fraction of the resized image the test transform keeps as centre crop (1.0 for CLIP).
+    crop_pct: float = 1.0
+
+
+class VisionBlock(ABC):
+    """One frozen transformer block of an image tower, split into the steps methods recombine.
+
+    Tokens are ``(B, T, vision_width)``, batch first, whatever layout the wrapped model uses.
+    ``block(x)`` runs the whole block; ``block(x, prefix)`` adds key/value prefix tokens to its
+    attention. The parts let a method run its own token stream through the frozen weights
+    (MULTI-LANE): ``x + attention(norm1(x))`` then ``x + feed_forward(x)`` is the block.
+    """
+
+    @abstractmethod
+    def norm1(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's first norm (LN1), applied before attention."""
+
+    @abstractmethod
+    def attention(self, x: torch.Tensor, prefix: Prefix | None = None) -> torch.Tensor:
+        """The attention branch on already normalised tokens: what the block adds to the residual stream.
+
+        Self-attention with the frozen qkv and output projections (and layer scale, where the model
+        has one). ``prefix = (keys, values)``, each ``(B or 1, P, width)``, is appended to the
+        projected keys and values (prefix tuning), so queries also attend to the prefix.
+        """
+
+    @abstractmethod
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP branch on the residual stream (second norm, MLP, layer scale) before it is added."""
+
+    def __call__(self, x: torch.Tensor, prefix: Prefix | None = None) -> torch.Tensor:
+        """Run the block on ``x``, optionally with a key/value prefix in its attention."""
+        x = x + self.attention(self.norm1(x), prefix)
+        return x + self.feed_forward(x)
+
+
+def multi_head_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_heads: int, prefix: Prefix | None = None
+) -> torch.Tensor:
+    """Scaled dot-product attention of projected ``(B, T, width)`` queries, keys and values.
+
+    ``prefix`` keys and values ``(B or 1, P, width)`` are appended after the projections; the result
+    is ``(B, T, width)`` with heads merged, before the output projection.
+    """
+    batch, length, width = q.shape
+    if prefix is not None:
+        keys, values = prefix
+        for name, tensor in (("keys", keys), ("values", values)):
+            if tensor.ndim != 3 or tensor.shape[-1] != width or tensor.shape[0] not in (1, batch):
+                raise ValueError(
+                    f"prefix {name} must have shape (B or 1, P, {width}) for a batch of {batch}; "
+                    f"got {tuple(tensor.shape)}"
+                )
+        k = torch.cat([k, keys.to(k.dtype).expand(batch, -1, -1)], dim=1)
+        v = torch.cat([v, values.to(v.dtype).expand(batch, -1, -1)], dim=1)
+
+    def heads(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(batch, t.shape[1], num_heads, width // num_heads).transpose(1, 2)
+
+    out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v))
+    return out.transpose(1, 2).reshape(batch, length, width)
 
 
 class Backbone(nn.Module):
@@ -24,10 +93,45 @@ class Backbone(nn.Module):
     (``has_text`` is then True). Operations a model cannot support raise ``NotImplementedError`` with a
     message naming the backbone and the operation. All parameters are frozen on construction; adapters
     that train backbone weights (LoRA) re-enable what they own.
+
+    Transformer image towers implement five primitives (``image_token_embeddings``,
+    ``vision_blocks``, ``vision_final_norm``, ``pool_image_tokens``, ``num_prefix_tokens``); the
+    base class builds ``image_tokens`` and ``encode_image_prompted`` from them.
     """
 
     #: Whether the model has a text tower (CLIP) or is image-only (a timm ViT).
     has_text: bool = False
+    #: Shown in error messages; subclasses set e.g. ``"openclip ViT-B-16"``.
+    name: str = "backbone"
+
+    def freeze_pretrained(self) -> None:
+        """Freeze every current parameter and keep every current module in eval mode from now on.
+
+        Subclasses call this at the end of ``__init__``. Modules added later (LoRA layers an adapter
+        injects) are not affected and follow ``train()`` as usual.
+        """
+        self.requires_grad_(False)
+        self.eval()
+        # A plain tuple, so the modules are remembered without being registered a second time.
+        self._pretrained_modules = tuple(m for m in self.modules() if m is not self)
+
+    def train(self, mode: bool = True) -> Backbone:
+        """Set the training mode, keeping the pretrained modules in eval mode.
+
+        A frozen model must not change with the adapter's mode: batch-norm statistics would drift
+        and patch dropout or stochastic depth would make features random.
+        """
+        super().train(mode)
+        for module in getattr(self, "_pretrained_modules", ()):
+            module.training = False
+        return self
+
+    def towers(self) -> dict[str, nn.Module]:
+        """The model's towers by name (``vision``, and ``text`` when there is one), e.g. for LoRA."""
+        raise NotImplementedError(f"{self.name} does not name its towers")
+
+    def _unsupported(self, operation: str, reason: str) -> NotImplementedError:
+        return NotImplementedError(f"{self.name}: {operation} is not supported: {reason}")
 
     # -- shared ---------------------------------------------------------------------------------
     @property
@@ -50,32 +154,45 @@ class Backbone(nn.Module):
         """The model's (frozen) temperature, already exponentiated; 100 for OpenAI CLIP."""
         raise NotImplementedError
 
+    def prepare_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Resize RGB pixels in [0, 1] of any size to the tower's input and normalise them, in the graph.
+
+        Bilinear resize of the whole image to ``size x size`` (no crop, no antialiasing, as CLIP-LIT
+        does), then ``(x - mean) / std``. Differentiable with respect to ``pixels``.
+        """
+        prep = self.preprocessing
+        if pixels.shape[-2:] != (prep.size, prep.size):
+            pixels = F.interpolate(pixels, size=(prep.size, prep.size), mode="bilinear", align_corners=False)
+        mean = pixels.new_tensor(prep.mean).view(1, -1, 1, 1)
+        std = pixels.new_tensor(prep.std).view(1, -1, 1, 1)
+        return (pixels - mean) / std
+
     # -- text tower -----------------------------------------------------------------------------
     @property
     def text_width(self) -> int:
         """Width of the text tower's token embeddings."""
-        raise NotImplementedError(f"{type(self).__name__} has no text tower")
+        raise self._unsupported("text_width", "the model has no text tower")
 
     @property
     def context_length(self) -> int:
         """Number of positions of the text tower (77 for CLIP)."""
-        raise NotImplementedError(f"{type(self).__name__} has no text tower")
+        raise self._unsupported("context_length", "the model has no text tower")
 
     def tokenize(self, texts: list[str]) -> torch.Tensor:
         """Token ids (n, context_length) with start and end tokens and padding."""
-        raise NotImplementedError(f"{type(self).__name__} has no text tower")
+        raise self._unsupported("tokenize", "the model has no text tower")
 
     def eot_index(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Index of each sequence's end token, the position text features are pooled from."""
-        raise NotImplementedError(f"{type(self).__name__} has no text tower")
+        raise self._unsupported("eot_index", "the model has no text tower")
 
     def token_embedding(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Input embeddings (n, L, text_width) of token ids, before the positional embedding."""
-        raise NotImplementedError(f"{type(self).__name__} has no text tower")
+        raise self._unsupported("token_embedding", "the model has no text tower")
 
     def encode_text(self, token_ids: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """Text features (n, embed_dim) of token ids."""
-        raise NotImplementedError(f"{type(self).__name__} has no text tower")
+        raise self._unsupported("encode_text", "the model has no text tower")
 
     def encode_text_embeddings(
         self, embeddings: torch.Tensor, eot_index: torch.Tensor, normalize: bool = False
@@ -85,36 +202,126 @@ class Backbone(nn.Module):
         Adds the positional embedding, runs the causal transformer and pools at ``eot_index``.
         Sequences shorter than ``context_length`` are exact whenever every ``eot_index < L``.
         """
-        raise NotImplementedError(f"{type(self).__name__} has no text tower")
+        raise self._unsupported("encode_text_embeddings", "the model has no text tower")
 
     # -- image tower ----------------------------------------------------------------------------
     def encode_image(self, pixels: torch.Tensor, normalize: bool = False, preprocess: bool = False) -> torch.Tensor:
         """Image features (B, embed_dim); differentiable with respect to ``pixels``.
 
         With ``preprocess=True`` pixels are RGB in [0, 1] of any size and are resized and normalised
-        inside the graph (image-enhancement methods need gradients through this step).
+        inside the graph (``prepare_pixels``; image-enhancement methods need gradients through it).
         """
         raise NotImplementedError
 
-    def image_tokens(self, pixels: torch.Tensor, layers: list[int] | None = None) -> list[torch.Tensor]:
-        """Tokens (B, 1 + N, vision_width) after each requested block (default: the last one).
+    def resnet_features(self, pixels: torch.Tensor, preprocess: bool = False) -> list[torch.Tensor]:
+        """Feature maps of a ResNet image tower: stem output (after its pooling), then each stage."""
+        raise self._unsupported("resnet_features", "the image tower is not a ResNet")
 
-        Block indices count from 0; the final entry of the default list has the final norm applied.
+    # Transformer image towers: primitives ------------------------------------------------------
+    @property
+    def num_prefix_tokens(self) -> int:
+        """Tokens before the patch tokens: 1 (the class token) for CLIP; timm ViTs may add registers."""
+        raise self._unsupported("image tokens", "the image tower is not a ViT")
+
+    @property
+    def image_projection(self) -> torch.Tensor | None:
+        """The frozen ``(vision_width, embed_dim)`` projection after pooling, or None if there is none."""
+        raise self._unsupported("image_projection", "the image tower is not a ViT")
+
+    def image_token_embeddings(self, pixels: torch.Tensor, preprocess: bool = False) -> torch.Tensor:
+        """Tokens ``(B, num_prefix_tokens + N, vision_width)`` entering the first block.
+
+        Patch embedding, prefix tokens, positional embedding and the pre-norm the model has.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not expose image tokens")
+        raise self._unsupported("image_token_embeddings", "the image tower is not a ViT")
+
+    def vision_blocks(self) -> list[VisionBlock]:
+        """The frozen transformer blocks of the image tower, first to last."""
+        raise self._unsupported("vision_blocks", "the image tower is not a ViT")
+
+    def vision_final_norm(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The tower's final norm applied token-wise (CLIP's ``ln_post``)."""
+        raise self._unsupported("vision_final_norm", "the image tower is not a ViT")
+
+    def pool_image_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Image features ``(B, embed_dim)`` from the last block's output: final norm, pooling, projection."""
+        raise self._unsupported("pool_image_tokens", "the image tower is not a ViT")
+
+    # Transformer image towers: operations built on the primitives ------------------------------
+    def image_tokens(
+        self, pixels: torch.Tensor, layers: Sequence[int] | None = None, preprocess: bool = False
+    ) -> list[torch.Tensor]:
+        """Tokens (B, num_prefix_tokens + N, vision_width) after each requested block, in request order.
+
+        Block indices count from 0 (negative ones from the end); the default is the last block. The
+        last block's entry has the final norm applied (the tokens CLIP projects), earlier blocks'
+        entries are the raw residual stream. Blocks after the deepest requested one are not run.
+        """
+        blocks = self.vision_blocks()
+        wanted = _block_indices(layers, len(blocks))
+        x = self.image_token_embeddings(pixels, preprocess=preprocess)
+        taken: dict[int, torch.Tensor] = {}
+        for index, block in enumerate(blocks[: max(wanted) + 1]):
+            x = block(x)
+            if index in wanted:
+                taken[index] = x
+        last = len(blocks) - 1
+        if last in taken:
+            taken[last] = self.vision_final_norm(taken[last])
+        return [taken[i] for i in wanted]
 
     def encode_image_prompted(
         self,
         pixels: torch.Tensor,
         prompts: torch.Tensor | None = None,
-        prefixes: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None,
+        prefixes: Sequence[Prefix | None] | None = None,
         normalize: bool = False,
+        preprocess: bool = False,
     ) -> torch.Tensor:
         """Image features with extra tokens or key/value prefixes in the vision blocks.
 
-        ``prompts`` (B or 1, P, vision_width) are inserted after the class token before the first
-        block (VPT-shallow). ``prefixes[i]`` = (keys, values) of shape (B or 1, P_i, vision_width) is
-        concatenated to the keys and values of block ``i`` (prefix tuning); ``None`` leaves a block
-        unchanged.
+        ``prompts`` (B or 1, P, vision_width) are inserted after the prefix (class) tokens, after the
+        positional embedding and pre-norm, before the first block (VPT-shallow); they are dropped
+        again before pooling. ``prefixes[i]`` = (keys, values) of shape (B or 1, P_i, vision_width)
+        is concatenated to the keys and values of block ``i`` (prefix tuning); ``None`` or a list
+        shorter than the depth leaves blocks unchanged. With neither, this equals ``encode_image``.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not support prompted image encoding")
+        blocks = self.vision_blocks()
+        prefixes = list(prefixes or [])
+        if len(prefixes) > len(blocks):
+            raise ValueError(f"{self.name}: got prefixes for {len(prefixes)} blocks, the image tower has {len(blocks)}")
+        prefixes += [None] * (len(blocks) - len(prefixes))
+        x = self.image_token_embeddings(pixels, preprocess=preprocess)
+        n_prompts = 0
+        if prompts is not None:
+            x, n_prompts = self._insert_prompts(x, prompts)
+        for block, prefix in zip(blocks, prefixes):
+            x = block(x, prefix)
+        if n_prompts:
+            start = self.num_prefix_tokens
+            x = torch.cat([x[:, :start], x[:, start + n_prompts :]], dim=1)
+        features = self.pool_image_tokens(x)
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def _insert_prompts(self, x: torch.Tensor, prompts: torch.Tensor) -> tuple[torch.Tensor, int]:
+        batch, _, width = x.shape
+        if prompts.ndim != 3 or prompts.shape[-1] != width or prompts.shape[0] not in (1, batch):
+            raise ValueError(
+                f"{self.name}: prompts must have shape (B or 1, P, {width}) for a batch of {batch}; "
+                f"got {tuple(prompts.shape)}"
+            )
+        start = self.num_prefix_tokens
+        prompts = prompts.to(x.dtype).expand(batch, -1, -1)
+        return torch.cat([x[:, :start], prompts, x[:, start:]], dim=1), prompts.shape[1]
+
+
+def _block_indices(layers: Sequence[int] | None, depth: int) -> list[int]:
+    """Requested block indices made non-negative; the last block when none are given."""
+    if layers is None:
+        return [depth - 1]
+    if not layers:
+        raise ValueError("layers must name at least one block")
+    bad = [i for i in layers if not -depth <= i < depth]
+    if bad:
+        raise ValueError(f"block indices {bad} out of range for an image tower of {depth} blocks")
+    return [i % depth for i in layers]

@@ -6,7 +6,7 @@ This module imports nothing heavy: plugins import it at registration time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 
 def check_choice(owner: str, key: str, value: Any, choices: tuple[Any, ...]) -> None:
@@ -20,7 +20,7 @@ class DataConfig:
     """Keys every dataset accepts; dataset configs subclass this."""
 
     #: Few-shot sampling: this many training images per class (Dassl's rule), ``None`` for all.
-    shots: Optional[int] = None
+    shots: int | None = None
     #: What to do with an unreadable image: ``error`` stops naming the file, ``skip`` counts it.
     on_bad_image: str = "error"
     #: Training augmentation: ``none`` (test transform) or ``crop-flip`` (random resized crop + flip).
@@ -39,7 +39,7 @@ class TrainConfig:
 
     epochs: int = 10
     #: Stop after this many optimiser steps (``None``: run all epochs).
-    max_steps: Optional[int] = None
+    max_steps: int | None = None
     batch_size: int = 32
     optimizer: str = "sgd"
     lr: float = 0.002
@@ -55,7 +55,7 @@ class TrainConfig:
     precision: str = "auto"
     grad_accum: int = 1
     num_workers: int = 0
-    clip_grad_norm: Optional[float] = None
+    clip_grad_norm: float | None = None
     #: Per parameter group overrides, e.g. ``{low_rank: {lr: 0.01}}``; groups are named by the adapter.
     param_groups: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Write a checkpoint every this many epochs; keep the newest ``keep_checkpoints``.

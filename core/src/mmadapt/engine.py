@@ -152,7 +152,7 @@ class Run:
     def evaluate(self, split: str = "test", prefix: str | None = None) -> dict[str, float]:
         """Evaluate the adapter on ``split`` with the recipe's metrics; keys are ``<prefix>/<metric>``."""
         prefix = prefix or split
-        dataset = self._features_or_images(split, train=False)
+        dataset = self._features_or_images(split, augment=False)
         metrics = [section.build() for section in self.recipe.metrics]
         self.adapter.eval()
         loader = self._loader(dataset, self.recipe.eval.batch_size, shuffle=False, shard=False)
@@ -174,14 +174,13 @@ class Run:
 
     # -- data -----------------------------------------------------------------------------------
     def _training_split(self, split: str) -> Split:
-        return self._features_or_images(split, train=self.recipe.data.config.augment != "none")
+        return self._features_or_images(split, augment=self.recipe.data.config.augment != "none")
 
-    def _features_or_images(self, split: str, train: bool) -> Split:
-        if split not in self.bundle.splits:
-            raise UserError(f"dataset {self.recipe.data.name!r} has no {split!r} split; it has {sorted(self.bundle.splits)}")
+    def _features_or_images(self, split: str, augment: bool) -> Split:
+        """The split with the train (augmenting) or test transform; cached features when exact."""
         train_transform, test_transform = self.transforms
-        dataset = self.bundle.splits[split].with_transform(train_transform if train else test_transform)
-        if self.adapter.frozen_image_features and not train:
+        dataset = self.bundle.split(split).with_transform(train_transform if augment else test_transform)
+        if self.adapter.frozen_image_features and not augment:
             return self._cached_features(split, dataset)
         return dataset
 

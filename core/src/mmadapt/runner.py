@@ -75,7 +75,9 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
 
     from .data import apply_few_shot, build_transforms
 
-    accelerator = Accelerator(mixed_precision=_mixed_precision(recipe.train.precision))
+    # Accelerate sets up multi-process CPU training (gloo) only when told the run is CPU-only.
+    cpu_only = not (torch.cuda.is_available() or torch.backends.mps.is_available())
+    accelerator = Accelerator(mixed_precision=_mixed_precision(recipe.train.precision), cpu=cpu_only)
     seed_everything(recipe.seed, "setup")
     backbone = recipe.backbone.build()
     bundle = recipe.data.build()
@@ -155,7 +157,11 @@ def aggregate_seeds(name: str, summaries: list[dict[str, Any]]) -> dict[str, Any
 
 
 def print_table(recipe: Recipe, summary: dict[str, Any]) -> None:
-    """Print method, split, metric and value (mean ± std for several seeds)."""
+    """Print method, split, metric and value (mean ± std for several seeds), on the main process."""
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return
     std = summary.get("std", {})
     rows = []
     for key, value in summary["metrics"].items():

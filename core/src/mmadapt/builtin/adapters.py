@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from mmadapt.config import check_choice
 from mmadapt.hookspecs import hookimpl
@@ -14,7 +13,7 @@ class ZeroShotConfig:
     """Hand-written prompts; several templates are averaged (prompt ensembling)."""
 
     #: Templates with one ``{}`` for the class name; default: the dataset's templates.
-    templates: Optional[list[str]] = None
+    templates: list[str] | None = None
 
 
 @dataclass
@@ -33,12 +32,13 @@ class LoraConfig:
     """LoRA (HF PEFT) on chosen modules of either tower; classes come from zero-shot text features."""
 
     tower: str = "vision"
-    #: Module name suffixes inside each transformer block: attention and/or MLP layers.
-    targets: list[str] = field(default_factory=lambda: ["attn", "mlp.c_fc", "mlp.c_proj"])
+    #: Name suffixes inside the tower: modules (``mlp.c_fc``) get LoRA layers, parameters (``*weight``)
+    #: get LoRA parametrisations (``attn.in_proj_weight``: query, key and value of open_clip attention).
+    targets: list[str] = field(default_factory=lambda: ["attn.in_proj_weight", "mlp.c_fc", "mlp.c_proj"])
     r: int = 4
     alpha: float = 8.0
     dropout: float = 0.0
-    templates: Optional[list[str]] = None
+    templates: list[str] | None = None
 
     def __post_init__(self) -> None:
         check_choice("adapter", "tower", self.tower, ("vision", "text", "both"))

@@ -81,15 +81,26 @@ class Lora(Adapter):
         super().__init__(config, backbone, task)
         from peft import LoraConfig, inject_adapter_in_model
 
-        pattern = lora_target_pattern(backbone, config.tower, config.targets)
+        modules = [t for t in config.targets if not t.endswith("weight")]
+        parameters = [t for t in config.targets if t.endswith("weight")]
         peft_config = LoraConfig(
-            r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=pattern
+            r=config.r,
+            lora_alpha=config.alpha,
+            lora_dropout=config.dropout,
+            # A regex, so an empty module list targets nothing instead of PEFT's defaults.
+            target_modules=rf".*\.(?:{'|'.join(re.escape(m) for m in modules)})$" if modules else "(?!)",
+            target_parameters=parameters or None,
         )
-        inject_adapter_in_model(peft_config, backbone.model)
+        towers = backbone.towers()
+        for name in ("vision", "text") if config.tower == "both" else (config.tower,):
+            if name not in towers:
+                raise UserError(f"adapter.tower={config.tower!r}, but backbone has only {sorted(towers)} towers")
+            try:
+                inject_adapter_in_model(peft_config, towers[name])
+            except ValueError as exc:
+                raise UserError(f"adapter.targets {config.targets} do not fit the {name} tower: {exc}") from None
         for name, param in backbone.named_parameters():
             param.requires_grad_("lora_" in name)
-        if not any(p.requires_grad for p in backbone.parameters()):
-            raise UserError(f"adapter.targets {config.targets} matched no module in the {config.tower} tower")
         self.adapts_text = config.tower in ("text", "both")
         self.frozen_image_features = False
         self.templates = config.templates or task.templates
@@ -109,13 +120,3 @@ class Lora(Adapter):
         classes = self.class_embeddings().to(features.dtype)
         return {"logits": self.backbone.logit_scale * features @ classes.t(), "features": features}
 
-
-def lora_target_pattern(backbone: Backbone, tower: str, targets: list[str]) -> str:
-    """A PEFT ``target_modules`` regex selecting ``targets`` inside the chosen tower's blocks."""
-    towers = {"vision": ["visual"], "text": ["transformer"], "both": ["visual", "transformer"]}[tower]
-    prefixes = "|".join(
-        r"visual\.(?:transformer\.resblocks|trunk\.blocks|blocks)" if t == "visual" else r"transformer\.resblocks"
-        for t in towers
-    )
-    suffixes = "|".join(re.escape(t) for t in targets)
-    return rf"^(?:{prefixes})\.\d+\.(?:{suffixes})$"

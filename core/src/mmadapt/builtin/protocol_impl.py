@@ -40,7 +40,8 @@ class Base2NovelProtocol(Protocol):
         return self.base
 
     def run(self, run: Run) -> dict[str, float]:
-        run.fit("train")
+        if run.adapter.parameter_counts()["trainable"]:  # zero-shot baselines are evaluated as they are
+            run.fit("train")
         return self.evaluate(run)
 
     def evaluate(self, run: Run) -> dict[str, float]:

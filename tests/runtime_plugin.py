@@ -1,0 +1,50 @@
+"""A test plugin for subprocess runs: a protocol that saves each rank's weights, and a killer hook.
+
+``KILL_AT_STEP=N`` makes the process SIGKILL itself at step N once a checkpoint exists, like a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+from mmadapt import hookimpl
+
+
+@dataclass
+class SaveRanksConfig:
+    pass
+
+
+def build_save_ranks(config):
+    from mmadapt.protocol import Protocol
+
+    class SaveRanks(Protocol):
+        """Train, save this rank's trainable weights, evaluate."""
+
+        def run(self, run):
+            from safetensors.torch import save_file
+
+            run.fit("train")
+            rank = run.accelerator.process_index
+            weights = {k: v.contiguous() for k, v in run.adapter.trainable_state_dict().items()}
+            save_file(weights, str(run.run_dir.path / f"rank{rank}.safetensors"))
+            return self.evaluate(run)
+
+        def evaluate(self, run):
+            return run.evaluate("test")
+
+    return SaveRanks(config)
+
+
+@hookimpl
+def register_protocols(register):
+    register("save-ranks", build_save_ranks, SaveRanksConfig, "train, save each rank's weights, evaluate")
+
+
+@hookimpl
+def on_step_end(run, step, logs):
+    kill_at = int(os.environ.get("KILL_AT_STEP", "0"))
+    if kill_at and step >= kill_at and any(run.run_dir.checkpoints.glob("*/adapter.safetensors")):
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,286 @@
+"""The ``openclip`` backbone on tiny random CLIPs: text path, image tokens, prompts, prefixes, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmadapt.backbone import Backbone
+from mmadapt.builtin.backbones import OpenClipConfig, register_backbones
+from mmadapt.builtin.openclip import OpenClipBackbone
+from mmadapt.errors import UserError
+from mmadapt.testing_models import TINY_IMAGE_SIZE, tiny_openclip_backbone, tiny_openclip_config
+from torch import nn
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def clip() -> OpenClipBackbone:
+    return tiny_openclip_backbone("vit")
+
+
+@pytest.fixture(scope="module")
+def resnet() -> OpenClipBackbone:
+    return tiny_openclip_backbone("resnet")
+
+
+@pytest.fixture
+def pixels() -> torch.Tensor:
+    return torch.randn(2, 3, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, generator=torch.Generator().manual_seed(0))
+
+
+TEXTS = ["a photo of a dog.", "a photo of a sea_lion, a type of animal.", "x"]
+
+
+# -- text ---------------------------------------------------------------------------------------
+
+
+def test_text_embeddings_path_equals_encode_text(clip: OpenClipBackbone) -> None:
+    ids = clip.tokenize(TEXTS)
+    eot = clip.eot_index(ids)
+    expected = clip.encode_text(ids)
+    full = clip.encode_text_embeddings(clip.token_embedding(ids), eot)
+    torch.testing.assert_close(full, expected, atol=1e-5, rtol=0)
+
+    length = int(eot.max()) + 1
+    truncated = clip.encode_text_embeddings(clip.token_embedding(ids[:, :length]), eot)
+    assert length < clip.context_length
+    torch.testing.assert_close(truncated, expected, atol=1e-5, rtol=0)
+
+
+def test_text_shapes_and_normalisation(clip: OpenClipBackbone) -> None:
+    ids = clip.tokenize(TEXTS)
+    assert ids.shape == (3, clip.context_length) == (3, 77)
+    assert clip.token_embedding(ids).shape == (3, 77, clip.text_width)
+    features = clip.encode_text_embeddings(clip.token_embedding(ids), clip.eot_index(ids), normalize=True)
+    assert features.shape == (3, clip.embed_dim)
+    torch.testing.assert_close(features.norm(dim=-1), torch.ones(3))
+
+
+def test_text_longer_than_context_is_rejected(clip: OpenClipBackbone) -> None:
+    embeds = torch.zeros(1, clip.context_length + 1, clip.text_width)
+    with pytest.raises(ValueError, match="text positions"):
+        clip.encode_text_embeddings(embeds, torch.tensor([3]))
+
+
+def test_unsupported_text_pooling_is_named(clip: OpenClipBackbone, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clip, "_text_pool_type", "last")
+    with pytest.raises(NotImplementedError, match="pools with 'last'"):
+        clip.eot_index(clip.tokenize(["a"]))
+
+
+def test_text_projection_as_linear() -> None:
+    from open_clip.model import CLIP
+
+    config = tiny_openclip_config("vit")
+    config["text_cfg"]["proj_bias"] = True
+    backbone = OpenClipBackbone(CLIP(**config))  # also covers the default tokenizer
+    assert isinstance(backbone.model.text_projection, nn.Linear)
+    ids = backbone.tokenize(TEXTS)
+    torch.testing.assert_close(
+        backbone.encode_text_embeddings(backbone.token_embedding(ids), backbone.eot_index(ids)),
+        backbone.encode_text(ids),
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+# -- image tokens, prompts, prefixes ------------------------------------------------------------
+
+
+def test_image_tokens_final_cls_projects_to_encode_image(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    (tokens,) = clip.image_tokens(pixels)
+    assert tokens.shape == (2, 1 + (TINY_IMAGE_SIZE // 8) ** 2, clip.vision_width)
+    torch.testing.assert_close(tokens[:, 0] @ clip.image_projection, clip.encode_image(pixels), atol=1e-6, rtol=0)
+
+
+def test_image_tokens_per_layer(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    first, last = clip.image_tokens(pixels, layers=[0, -1])
+    torch.testing.assert_close(last, clip.image_tokens(pixels)[0])
+    expected_first = clip.model.visual.transformer.resblocks[0](clip.image_token_embeddings(pixels))
+    torch.testing.assert_close(first, expected_first)
+    with pytest.raises(ValueError, match="out of range"):
+        clip.image_tokens(pixels, layers=[2])
+
+
+def test_prompted_without_prompts_equals_encode_image(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    expected = clip.encode_image(pixels)
+    torch.testing.assert_close(clip.encode_image_prompted(pixels), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(clip.encode_image_prompted(pixels, prefixes=[None, None]), expected, atol=1e-6, rtol=0)
+
+
+def test_empty_prefixes_run_our_attention_exactly(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    width = clip.vision_width
+    empty = (torch.zeros(1, 0, width), torch.zeros(1, 0, width))
+    prompted = clip.encode_image_prompted(pixels, prefixes=[empty, empty])
+    torch.testing.assert_close(prompted, clip.encode_image(pixels), atol=1e-6, rtol=0)
+
+
+def test_prefix_attention_matches_multihead_attention_bias_kv(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    """``nn.MultiheadAttention(add_bias_kv=True)`` appends one key/value after projection: a 1-token prefix."""
+    block = clip.vision_blocks()[0]
+    attn = block.block.attn
+    reference = nn.MultiheadAttention(clip.vision_width, attn.num_heads, add_bias_kv=True, batch_first=True)
+    reference.load_state_dict({**attn.state_dict(), "bias_k": torch.randn(1, 1, 64), "bias_v": torch.randn(1, 1, 64)})
+    x = block.norm1(clip.image_token_embeddings(pixels))
+    expected = reference(x, x, x, need_weights=False)[0]
+    got = block.attention(x, (reference.bias_k, reference.bias_v))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_block_parts_recompose_the_block(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    block = clip.vision_blocks()[1]
+    x = clip.image_token_embeddings(pixels)
+    x = x + block.attention(block.norm1(x))
+    torch.testing.assert_close(x + block.feed_forward(x), block(clip.image_token_embeddings(pixels)))
+
+
+def test_prompts_and_prefixes_train_and_backbone_stays_frozen(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    width = clip.vision_width
+    prompts = (0.5 * torch.randn(1, 3, width)).requires_grad_()
+    keys = torch.randn(2, 4, width, requires_grad=True)
+    values = torch.randn(1, 4, width, requires_grad=True)
+    out = clip.encode_image_prompted(pixels, prompts=prompts, prefixes=[None, (keys, values)], normalize=True)
+    assert out.shape == (2, clip.embed_dim)
+    assert not torch.allclose(out, clip.encode_image(pixels, normalize=True), atol=1e-4)
+    out.sum().backward()
+    for tensor in (prompts, keys, values):
+        assert tensor.grad is not None and tensor.grad.abs().sum() > 0
+    assert all(not p.requires_grad and p.grad is None for p in clip.parameters())
+
+
+def test_bad_prompt_shape_is_explained(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match=r"prompts must have shape \(B or 1, P, 64\)"):
+        clip.encode_image_prompted(pixels, prompts=torch.zeros(1, 3, 7))
+    with pytest.raises(ValueError, match="prefixes for 3 blocks, the image tower has 2"):
+        clip.encode_image_prompted(pixels, prefixes=[None, None, None])
+
+
+# -- preprocessing in the graph -----------------------------------------------------------------
+
+
+def test_preprocess_in_graph_matches_manual_path(clip: OpenClipBackbone) -> None:
+    images = torch.rand(2, 3, 45, 60, requires_grad=True)
+    prep = clip.preprocessing
+    resized = nn.functional.interpolate(images, size=(prep.size, prep.size), mode="bilinear", align_corners=False)
+    manual = (resized - torch.tensor(prep.mean).view(1, 3, 1, 1)) / torch.tensor(prep.std).view(1, 3, 1, 1)
+    features = clip.encode_image(images, preprocess=True)
+    torch.testing.assert_close(features, clip.encode_image(manual), atol=1e-6, rtol=0)
+    features.sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+
+
+def test_preprocessing_defaults(clip: OpenClipBackbone) -> None:
+    prep = clip.preprocessing
+    assert prep.size == TINY_IMAGE_SIZE
+    assert prep.mean == pytest.approx((0.48145466, 0.4578275, 0.40821073))
+    assert clip.logit_scale.ndim == 0 and float(clip.logit_scale) == pytest.approx(1 / 0.07)
+
+
+# -- ResNet tower -------------------------------------------------------------------------------
+
+
+def test_resnet_tower(resnet: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    assert resnet.encode_image(pixels).shape == (2, resnet.embed_dim)
+    ids = resnet.tokenize(TEXTS)
+    torch.testing.assert_close(
+        resnet.encode_text_embeddings(resnet.token_embedding(ids), resnet.eot_index(ids)),
+        resnet.encode_text(ids),
+        atol=1e-5,
+        rtol=0,
+    )
+    features = resnet.resnet_features(pixels)
+    assert len(features) == 5
+    assert [f.shape[-1] for f in features] == [8, 8, 4, 2, 1]
+    assert features[-1].shape[1] == resnet.vision_width
+    for call in (
+        lambda: resnet.image_tokens(pixels),
+        lambda: resnet.encode_image_prompted(pixels),
+        lambda: resnet.vision_blocks(),
+    ):
+        with pytest.raises(NotImplementedError, match="tiny openclip resnet: .*need a ViT image tower.*ModifiedResNet"):
+            call()
+
+
+def test_resnet_features_only_for_resnets(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    with pytest.raises(NotImplementedError, match="not a ResNet"):
+        clip.resnet_features(pixels)
+
+
+def test_frozen_modules_stay_in_eval_mode(resnet: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    assert isinstance(resnet, Backbone)
+    assert not any(p.requires_grad for p in resnet.parameters())
+    stats = resnet.model.visual.bn1.running_mean.clone()
+    resnet.train()
+    try:
+        assert resnet.training and not resnet.model.training
+        resnet.encode_image(pixels)
+        assert torch.equal(stats, resnet.model.visual.bn1.running_mean)
+    finally:
+        resnet.eval()
+
+
+# -- building from a recipe section -------------------------------------------------------------
+
+
+def test_local_checkpoint_of_a_registered_config(tmp_path, clip: OpenClipBackbone) -> None:
+    import open_clip
+
+    (tmp_path / "mmadapt-test-tiny-vit.json").write_text(json.dumps(tiny_openclip_config("vit")))
+    open_clip.add_model_config(tmp_path / "mmadapt-test-tiny-vit.json")
+    checkpoint = tmp_path / "tiny.pt"
+    torch.save(clip.model.state_dict(), checkpoint)
+
+    built = OpenClipBackbone.from_config(OpenClipConfig(arch="mmadapt-test-tiny-vit", pretrained=str(checkpoint)))
+    ids = built.tokenize(TEXTS)
+    torch.testing.assert_close(built.encode_text(ids), clip.encode_text(ids))
+    assert not any(p.requires_grad for p in built.parameters())
+
+    with pytest.raises(UserError, match="cannot load checkpoint"):
+        torch.save({"bogus": torch.zeros(1)}, tmp_path / "bad.pt")
+        OpenClipBackbone.from_config(OpenClipConfig(arch="mmadapt-test-tiny-vit", pretrained=str(tmp_path / "bad.pt")))
+
+
+def test_offline_tag_explains_how_to_fix(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    # The environment variable is read at import time; set the constant too so no request is made.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(UserError) as caught:
+        OpenClipBackbone.from_config(OpenClipConfig(arch="ViT-B-32", pretrained="openai", cache_dir=str(tmp_path)))
+    message = str(caught.value)
+    assert "'ViT-B-32' pretrained='openai'" in message
+    assert "backbone.pretrained=/path/to/checkpoint" in message
+    assert "HF_HUB_CACHE" in message
+
+
+def test_unknown_arch_and_tag_suggest_names() -> None:
+    with pytest.raises(UserError, match="unknown arch 'ViT-B-61' \\(did you mean .*'ViT-B-16'"):
+        OpenClipBackbone.from_config(OpenClipConfig(arch="ViT-B-61"))
+    with pytest.raises(UserError, match="neither a pretrained tag of RN50 \\(did you mean 'openai'\\?\\)"):
+        OpenClipBackbone.from_config(OpenClipConfig(arch="RN50", pretrained="opanai"))
+    with pytest.raises(UserError, match="nor an existing checkpoint file"):
+        OpenClipBackbone.from_config(OpenClipConfig(arch="RN50", pretrained="/no/such/checkpoint.pt"))
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="backbone.arch"):
+        OpenClipConfig(arch="")
+    with pytest.raises(ValueError, match="backbone.pretrained is empty"):
+        OpenClipConfig(pretrained="")
+
+
+def test_plugin_registers_both_backbones_and_imports_cheaply() -> None:
+    registered = {}
+    register_backbones(register=lambda name, factory, config, summary: registered.update({name: config}))
+    assert set(registered) == {"openclip", "timm"}
+    code = (
+        "import sys, mmadapt.builtin.backbones; "
+        "heavy = {'torch', 'open_clip', 'timm'} & set(sys.modules); assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
