@@ -38,8 +38,6 @@ class TrainConfig:
     """The recipe's ``train:`` section."""
 
     epochs: int = 10
-    #: Stop after this many optimiser steps (``None``: run all epochs).
-    max_steps: int | None = None
     batch_size: int = 32
     optimizer: str = "sgd"
     lr: float = 0.002

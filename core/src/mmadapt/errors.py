@@ -27,8 +27,10 @@ class PluginLoadError(UserError):
     """A plugin failed to load and a component it provides was asked for."""
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError):
     """The loss became NaN or infinite; the run stops and keeps its last good checkpoint."""
+
+    exit_code = 1
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
