@@ -44,3 +44,14 @@ def test_eval_and_runs_commands(tiny_plugin, tmp_path, capsys, monkeypatch):
 def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_initial_evaluation_of_a_zeroshot_initialised_probe_is_zero_shot(tiny_plugin, tmp_path):
+    zeroshot = run_recipe(tiny_recipe(), tmp_path / "zeroshot")
+    probe = run_recipe(
+        tiny_recipe(adapter={"name": "linear-probe", "init": "zeroshot"},
+                    protocol={"name": "standard", "evaluate_initial": True}, train={"epochs": 1}),
+        tmp_path / "probe",
+    )
+    assert probe["metrics"]["initial/test/accuracy"] == zeroshot["metrics"]["test/accuracy"]
+    assert "test/accuracy" in probe["metrics"]

@@ -20,34 +20,43 @@ __version__ = "0.1.0"
 HOOK_API = 1
 
 _LAZY = {
-    "Backbone": "mmadapt.backbone",
     "Adapter": "mmadapt.adapter",
-    "Task": "mmadapt.data",
+    "Backbone": "mmadapt.backbone",
+    "Preprocessing": "mmadapt.backbone",
+    "VisionBlock": "mmadapt.backbone",
+    "OpenClipBackbone": "mmadapt.builtin.openclip",
+    "TimmBackbone": "mmadapt.builtin.timm_vit",
     "DataBundle": "mmadapt.data",
+    "FileSplit": "mmadapt.data",
     "Split": "mmadapt.data",
+    "Task": "mmadapt.data",
+    "apply_few_shot": "mmadapt.data",
+    "base_new_bundles": "mmadapt.data",
+    "build_transforms": "mmadapt.data",
+    "collate": "mmadapt.data",
     "sample_few_shot": "mmadapt.data",
+    "select_classes": "mmadapt.data",
     "split_base_new": "mmadapt.data",
+    "Run": "mmadapt.engine",
+    "harmonic_mean": "mmadapt.metrics",
+    "Protocol": "mmadapt.protocol",
 }
 
-__all__ = [
-    "HOOK_API",
-    "Adapter",
-    "Backbone",
-    "DataBundle",
-    "DataConfig",
-    "EvalConfig",
-    "Split",
-    "Task",
-    "TrainConfig",
-    "UserError",
-    "__version__",
-    "check_choice",
-    "get_plugin_manager",
-    "hookimpl",
-    "hookspec",
-    "sample_few_shot",
-    "split_base_new",
-]
+__all__ = sorted(
+    [
+        "HOOK_API",
+        "DataConfig",
+        "EvalConfig",
+        "TrainConfig",
+        "UserError",
+        "__version__",
+        "check_choice",
+        "get_plugin_manager",
+        "hookimpl",
+        "hookspec",
+        *_LAZY,
+    ]
+)
 
 
 def __getattr__(name: str) -> Any:

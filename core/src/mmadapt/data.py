@@ -506,8 +506,12 @@ def select_classes(bundle: DataBundle, class_ids: Sequence[int]) -> DataBundle:
 
 
 def base_new_bundles(bundle: DataBundle) -> tuple[DataBundle, DataBundle]:
-    """Base-to-novel: the base-class and new-class bundles, split on the training labels."""
-    base, new = split_base_new(bundle.split("train").labels)
+    """Base-to-novel: the base-class and new-class bundles over the task's classes.
+
+    CoOp splits the label set of its training split; for the standard datasets that is every class
+    of the task, and splitting the task's classes stays right when a small split misses a class.
+    """
+    base, new = split_base_new(bundle.task.n_classes)
     return select_classes(bundle, base), select_classes(bundle, new)
 
 

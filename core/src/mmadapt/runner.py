@@ -165,9 +165,11 @@ def print_table(recipe: Recipe, summary: dict[str, Any]) -> None:
     std = summary.get("std", {})
     rows = []
     for key, value in summary["metrics"].items():
-        split, _, metric = key.rpartition("/")
+        stage, _, rest = key.partition("/") if key.startswith("initial/") else ("", "", key)
+        split, _, metric = rest.rpartition("/")
+        method = f"{recipe.adapter.name} (before training)" if stage else recipe.adapter.name
         shown = f"{value:.2f}" + (f" ± {std[key]:.2f}" if key in std else "")
-        rows.append((recipe.adapter.name, split or "-", metric, shown))
+        rows.append((method, split or "-", metric, shown))
     header = ("method", "split", "metric", "value")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for row in [header, *rows]:

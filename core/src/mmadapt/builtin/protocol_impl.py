@@ -10,6 +10,13 @@ from mmadapt.metrics import harmonic_mean
 from mmadapt.protocol import Protocol
 
 
+def initial_metrics(protocol: Protocol, run: Run) -> dict[str, float]:
+    """The protocol's evaluation before training, keyed ``initial/...``, when the config asks for it."""
+    if not protocol.config.evaluate_initial:
+        return {}
+    return {f"initial/{key}": value for key, value in protocol.evaluate(run).items()}
+
+
 class ZeroShotProtocol(Protocol):
     """Evaluate the adapter as built, without training."""
 
@@ -21,8 +28,9 @@ class StandardProtocol(Protocol):
     """Train on one split, then evaluate on another."""
 
     def run(self, run: Run) -> dict[str, float]:
+        initial = initial_metrics(self, run)
         run.fit(self.config.train_split)
-        return self.evaluate(run)
+        return {**initial, **self.evaluate(run)}
 
     def evaluate(self, run: Run) -> dict[str, float]:
         return run.evaluate(self.config.test_split)
@@ -40,9 +48,10 @@ class Base2NovelProtocol(Protocol):
         return self.base
 
     def run(self, run: Run) -> dict[str, float]:
+        initial = initial_metrics(self, run)
         if run.adapter.parameter_counts()["trainable"]:  # zero-shot baselines are evaluated as they are
             run.fit("train")
-        return self.evaluate(run)
+        return {**initial, **self.evaluate(run)}
 
     def evaluate(self, run: Run) -> dict[str, float]:
         metrics = run.evaluate("test", prefix="base")

@@ -16,11 +16,14 @@ class ZeroShotProtocolConfig:
 class StandardConfig:
     train_split: str = "train"
     test_split: str = "test"
+    #: Also evaluate before training (``initial/<split>/<metric>``): the zero-shot starting point of
+    #: adapters initialised from hand-written prompts.
+    evaluate_initial: bool = False
 
 
 @dataclass
 class Base2NovelConfig:
-    pass
+    evaluate_initial: bool = False
 
 
 def build_zeroshot(config):
