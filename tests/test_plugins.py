@@ -140,3 +140,17 @@ def test_recipe_typos_are_reported_together(plugin_dir):
     assert str(recipe) in result.stderr
     assert "train.lrr" in result.stderr and "'lr'" in result.stderr
     assert "adapter.n_ctxx" in result.stderr and "'n_ctx'" in result.stderr
+
+
+def test_help_does_not_import_torch_with_every_installed_plugin():
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from mmadapt.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'open_clip', 'timm', 'diffusers', 'peft') if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in result.stdout, result.stdout + result.stderr
