@@ -261,7 +261,7 @@ def test_offline_tag_explains_how_to_fix(tmp_path, monkeypatch: pytest.MonkeyPat
 
 def test_unknown_arch_and_tag_suggest_names() -> None:
     with pytest.raises(UserError, match="unknown arch 'ViT-B-61' \\(did you mean .*'ViT-B-16'"):
-        OpenClipBackbone.from_config(OpenClipConfig(arch="ViT-B-61"))
+        OpenClipBackbone.from_config(OpenClipConfig(arch="ViT-B-61", pretrained=None))
     with pytest.raises(UserError, match="neither a pretrained tag of RN50 \\(did you mean 'openai'\\?\\)"):
         OpenClipBackbone.from_config(OpenClipConfig(arch="RN50", pretrained="opanai"))
     with pytest.raises(UserError, match="nor an existing checkpoint file"):

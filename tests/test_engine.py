@@ -76,3 +76,27 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_plugin, t
     with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
         run_recipe(recipe, tmp_path)
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(("adapter", "options"), [("zeroshot", {}), ("linear-probe", {"init": "zeroshot"}),
+                                                  ("lora", {"tower": "text", "r": 2})])
+def test_cached_image_features_reproduce_the_image_path(tiny_plugin, plugin_manager, tmp_path, adapter, options):
+    from omegaconf import OmegaConf
+
+    from mmadapt.recipe import validate_recipe
+    from mmadapt.rundir import RunDir
+    from mmadapt.runner import build_run
+
+    recipe = validate_recipe(OmegaConf.create(tiny_recipe(adapter={"name": adapter, **options})), "tiny.yaml", [],
+                             registry=plugin_manager.registry)
+    run, _ = build_run(recipe, RunDir.create("tiny", tmp_path), plugin_manager)
+    assert run.adapter.frozen_image_features
+    cached = run._features_or_images("test", augment=False)
+    images = run.bundle.split("test").with_transform(run.transforms[1])
+    run.adapter.eval()
+    with torch.no_grad():
+        for i in (0, 5, 17):
+            from_cache = run.adapter({"image_features": cached[i]["image_features"][None]})["logits"]
+            from_images = run.adapter({"image": images[i]["image"][None]})["logits"]
+            torch.testing.assert_close(from_cache, from_images, atol=1e-5, rtol=1e-5)
+            assert int(cached[i]["label"]) == int(images[i]["label"])

@@ -101,6 +101,21 @@ def test_duplicate_component_names_both_plugins(plugin_dir):
     assert "registered twice" in error and "mmadapt.builtin.adapters" in error and "dup_plugin" in error
 
 
+HALF_DUPLICATE = GOOD + """
+@hookimpl
+def register_datasets(register):
+    register("imagefolder", build, None, "clashes with the builtin")
+"""
+
+
+def test_a_plugin_failing_registration_adds_none_of_its_components(plugin_dir):
+    make_plugin_dist(plugin_dir, "mmadapt-dup", "dup_plugin", HALF_DUPLICATE)
+    manager = PluginManager(strict=False, only={"dup_plugin"}).load()
+    assert "registered twice" in manager.plugins["dup_plugin"].error
+    assert manager.registry.find("adapter", "prompt-test") is None
+    assert manager.registry.find("command", "hello") is None
+
+
 def test_unknown_first_party_component_names_the_package():
     manager = PluginManager(only=set()).load()
     message = manager.registry.explain_missing("adapter", "coop")
@@ -129,7 +144,7 @@ def test_recipe_typos_are_reported_together(plugin_dir):
     recipe = plugin_dir / "typo.yaml"
     recipe.write_text(
         "name: typo\n"
-        "backbone: {name: openclip, arch: ViT-B-32}\n"
+        "backbone: {name: openclip, arch: ViT-B-32, pretrained: openai}\n"
         "data: {name: imagefolder, root: somewhere}\n"
         "adapter: {name: prompt-test, n_ctxx: 4}\n"
         "train: {lrr: 0.1}\n"

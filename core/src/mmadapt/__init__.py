@@ -26,14 +26,21 @@ _LAZY = {
     "VisionBlock": "mmadapt.backbone",
     "OpenClipBackbone": "mmadapt.builtin.openclip",
     "TimmBackbone": "mmadapt.builtin.timm_vit",
+    "zeroshot_classifier": "mmadapt.builtin.baselines",
+    "BadImageError": "mmadapt.data",
     "DataBundle": "mmadapt.data",
+    "DatasetRoot": "mmadapt.data",
     "FileSplit": "mmadapt.data",
     "Split": "mmadapt.data",
     "Task": "mmadapt.data",
     "apply_few_shot": "mmadapt.data",
     "base_new_bundles": "mmadapt.data",
     "build_transforms": "mmadapt.data",
+    "check_label": "mmadapt.data",
     "collate": "mmadapt.data",
+    "list_images": "mmadapt.data",
+    "open_image": "mmadapt.data",
+    "prompt_name": "mmadapt.data",
     "sample_few_shot": "mmadapt.data",
     "select_classes": "mmadapt.data",
     "split_base_new": "mmadapt.data",
@@ -42,21 +49,21 @@ _LAZY = {
     "Protocol": "mmadapt.protocol",
 }
 
-__all__ = sorted(
-    [
-        "HOOK_API",
-        "DataConfig",
-        "EvalConfig",
-        "TrainConfig",
-        "UserError",
-        "__version__",
-        "check_choice",
-        "get_plugin_manager",
-        "hookimpl",
-        "hookspec",
-        *_LAZY,
-    ]
-)
+# A literal list, so linters see the re-exports; the lazy names are added below.
+__all__ = [
+    "HOOK_API",
+    "DataConfig",
+    "EvalConfig",
+    "TrainConfig",
+    "UserError",
+    "__version__",
+    "check_choice",
+    "get_plugin_manager",
+    "hookimpl",
+    "hookspec",
+]
+__all__ += _LAZY
+__all__.sort()
 
 
 def __getattr__(name: str) -> Any:

@@ -95,8 +95,7 @@ class Adapter(nn.Module):
         return compute() if self.training else self.cached(key, compute)
 
     def train(self, mode: bool = True) -> Adapter:
-        """Switch mode; the backbone stays in eval mode and eval-time caches are dropped."""
+        """Switch mode and drop eval-time caches; the backbone keeps its frozen modules in eval mode."""
         super().train(mode)
-        self.backbone.eval()
         self._eval_cache.clear()
         return self

@@ -65,6 +65,11 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
     runs.add_argument("directory", nargs="?", default="runs")
     runs.set_defaults(handler=_runs)
 
+    new_plugin = sub.add_parser("new-plugin", help="create a plugin package mmadapt-NAME, ready to pip install -e")
+    new_plugin.add_argument("name", help="plugin name: lowercase letters, digits, hyphens (e.g. clip-adapter)")
+    new_plugin.add_argument("--dir", default=".", help="where to create mmadapt-NAME/ (default: here)")
+    new_plugin.set_defaults(handler=lambda args: _new_plugin(manager, args))
+
     for command in manager.registry.all("command"):
         command_parser = sub.add_parser(command.name, help=command.summary)
         if command.factory.add_arguments is not None:
@@ -108,6 +113,15 @@ def _eval(args: argparse.Namespace) -> int:
     from .runner import evaluate_run
 
     evaluate_run(args.run_dir, args.overrides)
+    return 0
+
+
+def _new_plugin(manager: PluginManager, args: argparse.Namespace) -> int:
+    from .scaffold import create_plugin
+
+    path = create_plugin(args.name, args.dir, registry=manager.registry)
+    print(f"created {path}/\nnext:\n  cd {path}\n  pip install -e '.[test]'\n  pytest\n"
+          f"  adapt run recipes/{path.name.removeprefix('mmadapt-')}-shapes.yaml   # needs mmadapt-shapes")
     return 0
 
 

@@ -317,8 +317,9 @@ def build_transforms(
 ) -> tuple[Transform, Transform]:
     """``(train_transform, test_transform)`` for a backbone's ``preprocessing`` (``size``, ``mean``, ``std``).
 
-    Test (CoOp since October 2021): resize the shorter side to ``size`` (bicubic), centre crop,
-    to tensor, normalise. Train with ``augment="crop-flip"``: RandomResizedCrop(size, scale
+    Test (CoOp since October 2021): resize the shorter side to ``size / crop_pct`` with the model's
+    interpolation (CLIP: bicubic, crop 1.0; timm models bring their own), centre crop ``size``, to
+    tensor, normalise. Train with ``augment="crop-flip"``: RandomResizedCrop(size, scale
     0.08-1, bicubic) and a horizontal flip, then to tensor and normalise; ``augment="none"`` trains
     on the test transform. ``normalize=False`` leaves pixels in [0, 1] for models that normalise in
     their graph (``Backbone.encode_image(..., preprocess=True)``).
@@ -327,15 +328,16 @@ def build_transforms(
 
     check_choice("data", "augment", augment, ("none", "crop-flip"))
     size = int(preprocessing.size)
-    bicubic = T.InterpolationMode.BICUBIC
+    interpolation = T.InterpolationMode(getattr(preprocessing, "interpolation", "bicubic"))
+    resize = int(math.floor(size / getattr(preprocessing, "crop_pct", 1.0)))
     tail: list[Any] = [T.ToTensor()]
     if normalize:
         tail.append(T.Normalize(mean=list(preprocessing.mean), std=list(preprocessing.std)))
-    test = T.Compose([T.Resize(size, interpolation=bicubic), T.CenterCrop(size), *tail])
+    test = T.Compose([T.Resize(resize, interpolation=interpolation), T.CenterCrop(size), *tail])
     if augment == "none":
         return test, test
     train = T.Compose(
-        [T.RandomResizedCrop(size, scale=(0.08, 1.0), interpolation=bicubic), T.RandomHorizontalFlip(), *tail]
+        [T.RandomResizedCrop(size, scale=(0.08, 1.0), interpolation=interpolation), T.RandomHorizontalFlip(), *tail]
     )
     return train, test
 

@@ -235,7 +235,8 @@ class Run:
         }
 
         def write(folder):
-            save_file(weights, str(folder / "adapter.safetensors"), metadata={"stage": stage, "epoch": str(epoch)})
+            metadata = {"stage": stage, "epoch": str(epoch), "steps": str(self.steps)}
+            save_file(weights, str(folder / "adapter.safetensors"), metadata=metadata)
             torch.save(state, folder / "state.pt")
 
         atomic_write_dir(self.run_dir.checkpoints / f"{stage}-epoch{epoch:04d}", write)
@@ -279,11 +280,18 @@ def checkpoints_of(run_dir: RunDir, stage: str) -> list:
 
 
 def latest_checkpoint(run_dir: RunDir) -> Any:
-    """The newest checkpoint folder of any stage, or None."""
+    """The checkpoint folder written last (most optimiser steps) of any stage, or None."""
+    from safetensors import safe_open
+
     if not run_dir.checkpoints.is_dir():
         return None
+
+    def steps(folder) -> int:
+        with safe_open(str(folder / "adapter.safetensors"), framework="pt") as weights:
+            return int((weights.metadata() or {}).get("steps", -1))
+
     candidates = [p for p in run_dir.checkpoints.iterdir() if _CHECKPOINT.match(p.name)]
-    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+    return max(candidates, key=steps, default=None)
 
 
 # -- pieces ---------------------------------------------------------------------------------------

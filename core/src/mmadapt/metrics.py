@@ -2,8 +2,8 @@
 
 Every metric has ``update(outputs, batch)`` (``outputs["logits"]`` of shape (B, C), ``batch["label"]``:
 class ids (B,) or multi-hot targets (B, C)), ``compute() -> {key: float}`` and ``reset()``. A metric
-that saw no usable samples reports NaN. In multi-process runs the engine gathers logits and labels
-from every process before ``update``, so metrics never communicate themselves.
+that saw no usable samples reports NaN. In multi-process runs every process evaluates the whole split,
+so metrics never communicate themselves.
 """
 
 from __future__ import annotations

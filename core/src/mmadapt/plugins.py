@@ -128,9 +128,11 @@ class PluginManager:
                     stage = _stage_command if kind == "command" else partial(_stage, kind)
                     impl.function(register=partial(stage, staged, info))
         # All of a plugin's components land together, so a plugin failing halfway adds nothing.
-        for kind in KINDS:
-            for component in staged.all(kind):
-                self.registry.add(component)
+        components = [component for kind in KINDS for component in staged.all(kind)]
+        for component in components:
+            self.registry.check_new(component)
+        for component in components:
+            self.registry.add(component)
 
 
 def _stage(

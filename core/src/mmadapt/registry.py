@@ -49,6 +49,11 @@ class Registry:
 
     def add(self, component: Component) -> None:
         """Add a component; a second component with the same kind and name is a hard error."""
+        self.check_new(component)
+        self._components[component.kind][component.name] = component
+
+    def check_new(self, component: Component) -> None:
+        """Raise when ``component`` is malformed or its name is already taken."""
         if component.config is not None and not dataclasses.is_dataclass(component.config):
             raise TypeError(
                 f"plugin {component.plugin!r}: config of {component.kind} {component.name!r} must be a "
@@ -61,7 +66,6 @@ class Registry:
                 f"({existing.distribution or 'builtin'}) and by plugin {component.plugin!r} "
                 f"({component.distribution or 'builtin'}); uninstall one of them"
             )
-        self._components[component.kind][component.name] = component
 
     def names(self, kind: str) -> list[str]:
         """Sorted names of the registered components of one kind."""

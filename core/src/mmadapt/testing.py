@@ -1,23 +1,48 @@
 """Pytest fixtures and helpers for plugin authors (loaded through the ``pytest11`` entry point).
 
-Fixtures: ``plugin_manager`` (a fresh manager with the builtins and installed plugins, installed as
-the process-wide one for the test), ``register_plugin`` (add a plugin object for one test) and
-``tiny_plugin`` (registers the ``tiny-clip`` backbone and the ``tiny-colours`` dataset). Helpers:
-``tiny_recipe(**sections)`` and ``run_recipe(recipe, output_dir) -> summary``.
+Installing mmadapt makes these fixtures available to every test suite, with no conftest.py:
+
+- ``plugin_manager``: a freshly loaded plugin manager (builtins and installed plugins), used by all
+  ``adapt`` code for the duration of one test.
+- ``register_plugin``: ``register_plugin(obj, name)`` adds a plugin object for one test.
+- ``tiny_plugin``: registers the tiny offline components ``tiny-clip`` (backbone) and
+  ``tiny-colours`` (dataset) for one test.
+- ``tiny_backbone``, ``tiny_task``, ``tiny_batch``: a tiny random-weight CLIP, the tiny colour task
+  and one preprocessed batch of it, for unit tests of an adapter.
+
+Helpers: ``tiny_recipe(**sections)``, ``tiny_recipe_from(path, **sections)``,
+``run_recipe(recipe, output_dir) -> summary``, ``tiny_bundle``, ``make_batch``, ``train_steps``,
+``parameter_snapshot``, ``assert_only_trainable_changed``, ``assert_adapter_contract`` and
+``assert_import_is_cheap``. docs/testing-plugins.md shows each with an example.
+
+Importing this module stays cheap (pytest loads it at start-up): torch loads inside the helpers.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .config import DataConfig
 from .hookspecs import hookimpl
 from .plugins import PluginManager, get_plugin_manager, reset_plugin_manager
+
+if TYPE_CHECKING:
+    import torch
+
+    from .adapter import Adapter
+    from .backbone import Backbone
+    from .data import DataBundle, Split, Task
+
+#: A loss for :func:`train_steps`: ``loss_fn(outputs, batch) -> scalar tensor``.
+LossFn = Callable[[dict[str, Any], dict[str, Any]], "torch.Tensor"]
 
 
 @pytest.fixture
@@ -131,7 +156,11 @@ def tiny_plugin(register_plugin: Callable[..., Any]) -> Any:
 
 
 def tiny_recipe(**sections: Any) -> dict[str, Any]:
-    """A runnable recipe mapping on the tiny components; ``sections`` replace or extend its sections."""
+    """A runnable recipe mapping on the tiny components; ``sections`` replace or extend its sections.
+
+    A mapping extends the section of the same name (``train={"epochs": 5}`` keeps the other train
+    keys); any other value replaces it.
+    """
     recipe: dict[str, Any] = {
         "name": "tiny",
         "seed": 1,
@@ -141,6 +170,32 @@ def tiny_recipe(**sections: Any) -> dict[str, Any]:
         "protocol": {"name": "zeroshot"},
         "train": {"epochs": 2, "batch_size": 16, "lr": 0.01, "precision": "fp32", "log_every": 1},
     }
+    return _extend(recipe, sections)
+
+
+def tiny_recipe_from(path: str | Path, **sections: Any) -> dict[str, Any]:
+    """A recipe file's method on the tiny components, to smoke-test a published recipe offline.
+
+    Keeps the file's name, seed, adapter, objective, protocol, train and eval sections and the
+    dataset keys every dataset accepts (``shots``, ``augment``, ``on_bad_image``); the backbone
+    becomes ``tiny-clip`` and the data ``tiny-colours``. ``requires:`` is dropped: it usually names
+    the distributions of the replaced backbone and data. ``sections`` then extend the result as in
+    :func:`tiny_recipe` (e.g. ``train={"epochs": 2}`` for a quick run).
+    """
+    from omegaconf import OmegaConf
+
+    from .recipe import read_recipe_file
+
+    given = OmegaConf.to_container(read_recipe_file(path), resolve=True)
+    shared_data_keys = {f.name for f in dataclasses.fields(DataConfig)}
+    data = {key: value for key, value in (given.get("data") or {}).items() if key in shared_data_keys}
+    kept = {key: value for key, value in given.items() if key not in ("requires", "backbone", "data")}
+    recipe = {**tiny_recipe(), **kept}
+    recipe["data"] = {**recipe["data"], **data}
+    return _extend(recipe, sections)
+
+
+def _extend(recipe: dict[str, Any], sections: dict[str, Any]) -> dict[str, Any]:
     for key, value in sections.items():
         recipe[key] = {**recipe[key], **value} if isinstance(value, dict) and key in recipe else value
     return recipe
@@ -160,3 +215,180 @@ def run_recipe(recipe: dict[str, Any] | str | Path, output_dir: str | Path, over
         OmegaConf.save(OmegaConf.create(recipe), path)
         recipe = path
     return run_recipe_file(recipe, overrides, output_dir=output_dir / "run", seeds=seeds)
+
+
+# -- unit-test helpers for adapters ---------------------------------------------------------------
+
+
+def tiny_bundle(**options: Any) -> DataBundle:
+    """The ``tiny-colours`` data (task and ``train``/``test`` splits); ``options`` are its config keys."""
+    return _build_tiny_colours(TinyColoursConfig(**options))
+
+
+def make_batch(split: Split, backbone: Backbone, size: int = 16) -> dict[str, Any]:
+    """The first ``size`` items of ``split``, preprocessed for ``backbone`` and collated as the engine does."""
+    from .data import build_transforms, collate
+
+    _, test_transform = build_transforms(backbone.preprocessing)
+    view = split.with_transform(test_transform)
+    batch = collate([view[i] for i in range(min(size, len(view)))])
+    batch.pop("skipped")
+    return batch
+
+
+@pytest.fixture
+def tiny_backbone() -> Backbone:
+    """A fresh tiny random-weight open_clip CLIP (ViT image tower, 32 x 32 images, embed_dim 32)."""
+    from .testing_models import tiny_openclip_backbone
+
+    return tiny_openclip_backbone()
+
+
+@pytest.fixture
+def tiny_task() -> Task:
+    """The task of the tiny colour data: 4 classes (red, green, blue, yellow), single-label."""
+    return tiny_bundle().task
+
+
+@pytest.fixture
+def tiny_batch(tiny_backbone: Backbone) -> dict[str, Any]:
+    """16 training images of the tiny colour data (4 per class), preprocessed for ``tiny_backbone``.
+
+    ``{"image": (16, 3, 32, 32) float tensor, "label": (16,) long tensor, "index": (16,) tensor}``.
+    """
+    return make_batch(tiny_bundle().split("train"), tiny_backbone, size=16)
+
+
+def parameter_snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every parameter, to compare against after training (see :func:`assert_only_trainable_changed`)."""
+    return {name: param.detach().clone() for name, param in module.named_parameters()}
+
+
+def assert_only_trainable_changed(module: torch.nn.Module, before: dict[str, torch.Tensor]) -> None:
+    """Assert that no frozen parameter changed since ``before`` and at least one trainable one did."""
+    import torch
+
+    frozen_changed, trainable_changed = [], []
+    for name, param in module.named_parameters():
+        if not torch.equal(param.detach(), before[name]):
+            (trainable_changed if param.requires_grad else frozen_changed).append(name)
+    assert not frozen_changed, f"frozen parameters changed: {frozen_changed[:10]}"
+    assert trainable_changed, "no trainable parameter changed (are the gradients reaching them?)"
+
+
+def train_steps(
+    adapter: Adapter, batch: dict[str, Any], steps: int = 10, lr: float = 1e-2, loss_fn: LossFn | None = None
+) -> list[float]:
+    """Train ``adapter`` on one batch for ``steps`` Adam steps without the engine; return the losses.
+
+    The optimiser gets exactly ``adapter.parameter_groups()``, as the engine's does. The default loss
+    is cross-entropy on ``logits`` (binary cross-entropy for multi-label tasks); pass ``loss_fn`` for
+    other outputs.
+    """
+    import torch
+
+    loss_fn = loss_fn or _default_loss(adapter.task)
+    params = [param for group in adapter.parameter_groups().values() for param in group]
+    if not params:
+        raise ValueError(f"{type(adapter).__name__} has no trainable parameters to train")
+    optimizer = torch.optim.Adam(params, lr=lr)
+    adapter.train()
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn(adapter(batch), batch)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def _default_loss(task: Task) -> LossFn:
+    import torch.nn.functional as F
+
+    if task.kind == "single-label":
+        return lambda outputs, batch: F.cross_entropy(outputs["logits"], batch["label"])
+    if task.kind == "multi-label":
+        return lambda outputs, batch: F.binary_cross_entropy_with_logits(outputs["logits"], batch["label"])
+    raise ValueError(f"no default loss for {task.kind} tasks; pass loss_fn(outputs, batch)")
+
+
+def assert_adapter_contract(adapter: Adapter, batch: dict[str, Any], loss_fn: LossFn | None = None) -> None:
+    """Check what the engine relies on, on one batch; raise ``AssertionError`` naming the broken rule.
+
+    - ``forward(batch)`` returns a non-empty dict; ``logits`` (if any) are finite, one row per image
+      and one column per class.
+    - ``parameter_groups()`` lists every trainable parameter exactly once, and nothing frozen;
+      ``parameter_counts()["trainable"]`` agrees.
+    - With ``frozen_image_features = True``, the outputs from precomputed ``image_features`` equal
+      those from images (the engine's feature cache relies on it).
+    - One training step (:func:`train_steps`) changes trainable parameters only, and
+      ``load_trainable_state_dict(trainable_state_dict())`` restores the outputs exactly.
+    """
+    import torch
+
+    from .adapter import Adapter
+
+    assert isinstance(adapter, Adapter), f"{type(adapter).__name__} must subclass mmadapt.Adapter"
+    adapter.eval()
+    with torch.no_grad():
+        outputs = adapter(batch)
+    assert isinstance(outputs, dict) and outputs, "forward(batch) must return a dict: logits, features or images"
+    if "logits" in outputs:
+        shape, expected = tuple(outputs["logits"].shape), (len(batch["label"]), adapter.task.n_classes)
+        assert shape == expected, f"logits shape {shape} != (batch size, n_classes) {expected}"
+        assert torch.isfinite(outputs["logits"]).all(), "logits contain NaN or inf"
+
+    groups = adapter.parameter_groups()
+    grouped = [param for params in groups.values() for param in params]
+    trainable = {id(param): param for param in adapter.parameters() if param.requires_grad}
+    assert all(isinstance(name, str) and name and "." not in name for name in groups), (
+        f"group names are recipe keys (train.param_groups.<name>): non-empty, without dots; got {list(groups)}"
+    )
+    assert len({id(param) for param in grouped}) == len(grouped), "a parameter is listed in two groups"
+    assert {id(param) for param in grouped} == set(trainable), (
+        "parameter_groups() must list exactly the parameters with requires_grad=True"
+    )
+    assert adapter.parameter_counts()["trainable"] == sum(param.numel() for param in trainable.values())
+
+    if adapter.frozen_image_features and "image" in batch:
+        with torch.no_grad():
+            features = {"image_features": adapter.backbone.encode_image(batch["image"])}
+            from_features = adapter({key: value for key, value in batch.items() if key != "image"} | features)
+        for key, value in outputs.items():
+            torch.testing.assert_close(from_features[key], value, msg=lambda m, key=key: (
+                f"frozen_image_features=True, but {key!r} from batch['image_features'] differs from "
+                f"{key!r} from batch['image']: {m}"))
+
+    if not trainable:
+        return
+    saved = {name: tensor.clone() for name, tensor in adapter.trainable_state_dict().items()}
+    before = parameter_snapshot(adapter)
+    train_steps(adapter, batch, steps=1, loss_fn=loss_fn)
+    assert_only_trainable_changed(adapter, before)
+    adapter.load_trainable_state_dict(saved)
+    adapter.eval()
+    with torch.no_grad():
+        restored = adapter(batch)
+    for key, value in outputs.items():
+        torch.testing.assert_close(restored[key], value, msg=lambda m, key=key: (
+            f"{key!r} differs after load_trainable_state_dict(trainable_state_dict()): {m}"))
+
+
+#: Modules an entry-point module must not import at top level (DESIGN.md: ``adapt --help`` stays fast).
+HEAVY_MODULES = ("torch", "torchvision", "open_clip", "timm", "transformers", "diffusers")
+
+
+def assert_import_is_cheap(module: str, heavy: tuple[str, ...] = HEAVY_MODULES) -> None:
+    """Import ``module`` in a fresh interpreter and assert it loads none of the ``heavy`` modules."""
+    code = (
+        "import importlib, json, sys\n"
+        f"importlib.import_module({module!r})\n"
+        f"print(json.dumps(sorted(m for m in {list(heavy)!r} if m in sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"importing {module} failed:\n{result.stderr}"
+    loaded = result.stdout.strip().splitlines()[-1]
+    assert loaded == "[]", (
+        f"importing {module} loads {loaded}; import them inside factories and handlers instead"
+    )

@@ -44,6 +44,11 @@ class LoraConfig:
         check_choice("adapter", "tower", self.tower, ("vision", "text", "both"))
         if self.r < 1:
             raise ValueError(f"adapter.r must be a positive LoRA rank; got {self.r}")
+        if self.dropout and any(t.endswith("weight") for t in self.targets):
+            raise ValueError(
+                "adapter.dropout must be 0 when adapter.targets name parameters (*weight): PEFT applies "
+                "those as weight parametrisations, which have no input to drop"
+            )
 
 
 def build_zeroshot(config, backbone, task):

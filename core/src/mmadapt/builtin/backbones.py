@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from omegaconf import MISSING
+
 from mmadapt.hookspecs import hookimpl
 
 #: Modules whose exceptions mean "could not fetch from the network or the download cache".
@@ -20,9 +22,9 @@ class OpenClipConfig:
 
     #: An open_clip architecture (``open_clip.list_models()``), e.g. ``ViT-B-16`` or ``RN50``.
     arch: str = "ViT-B-16"
-    #: An open_clip pretrained tag (``openai``, ``laion2b_s34b_b88k`` ...), a local checkpoint file,
-    #: or null for random weights.
-    pretrained: str | None = None
+    #: Required: an open_clip pretrained tag (``openai``, ``laion2b_s34b_b88k`` ...), a local
+    #: checkpoint file, or null for random weights (explicit, so a forgotten key never trains on noise).
+    pretrained: str | None = MISSING
     #: Where downloaded weights are cached (default: the Hugging Face Hub cache, ``HF_HUB_CACHE``).
     cache_dir: str | None = None
     #: Use QuickGELU activations; null follows the pretrained tag (OpenAI weights need it).

@@ -102,7 +102,7 @@ class Lora(Adapter):
         for name, param in backbone.named_parameters():
             param.requires_grad_("lora_" in name)
         self.adapts_text = config.tower in ("text", "both")
-        self.frozen_image_features = False
+        self.frozen_image_features = config.tower == "text"
         self.templates = config.templates or task.templates
 
     def set_task(self, task: Task) -> None:
@@ -116,7 +116,10 @@ class Lora(Adapter):
         return self.cached_in_eval("classes", compute) if self.adapts_text else self.cached("classes", compute)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        features = self.backbone.encode_image(batch["image"], normalize=True)
+        if self.frozen_image_features:
+            features = self.image_features(batch)
+        else:
+            features = self.backbone.encode_image(batch["image"], normalize=True)
         classes = self.class_embeddings().to(features.dtype)
         return {"logits": self.backbone.logit_scale * features @ classes.t(), "features": features}
 
