@@ -6,12 +6,11 @@ import math
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from mmadapt.config import TrainConfig
 from mmadapt.engine import GlobalBatchSampler, batches_of, build_scheduler
 from mmadapt.errors import NonFiniteLossError
 from mmadapt.testing import run_recipe, tiny_recipe
+from safetensors.torch import load_file
 
 
 def test_dassl_cosine_trace_per_epoch():
@@ -81,11 +80,10 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_plugin, t
 @pytest.mark.parametrize(("adapter", "options"), [("zeroshot", {}), ("linear-probe", {"init": "zeroshot"}),
                                                   ("lora", {"tower": "text", "r": 2})])
 def test_cached_image_features_reproduce_the_image_path(tiny_plugin, plugin_manager, tmp_path, adapter, options):
-    from omegaconf import OmegaConf
-
     from mmadapt.recipe import validate_recipe
     from mmadapt.rundir import RunDir
     from mmadapt.runner import build_run
+    from omegaconf import OmegaConf
 
     recipe = validate_recipe(OmegaConf.create(tiny_recipe(adapter={"name": adapter, **options})), "tiny.yaml", [],
                              registry=plugin_manager.registry)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from mmadapt.plugins import PluginManager
 from mmadapt.recipe import RecipeError, validate_recipe
 from omegaconf import OmegaConf
