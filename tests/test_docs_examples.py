@@ -12,7 +12,7 @@ from mmadapt.cli import build_parser
 from mmadapt.config import COMPONENT_SECTIONS
 from mmadapt.errors import RecipeError
 from mmadapt.plugins import PluginManager
-from mmadapt.recipe import validate_recipe
+from mmadapt.recipe import check_requirements, validate_recipe
 from mmadapt.registry import FIRST_PARTY
 from omegaconf import OmegaConf
 
@@ -99,6 +99,10 @@ def uninstalled_first_party(kind: str, name: str) -> str | None:
 def test_recipe_example_validates(where: str, text: str, manager: PluginManager) -> None:
     given = OmegaConf.create(text)
     plain = OmegaConf.to_container(given)
+    try:
+        check_requirements(plain.get("requires") or [], where)
+    except RecipeError as exc:
+        pytest.skip(f"{where} requires what is not installed: {'; '.join(exc.problems)}")
     missing = [(kind, name) for kind, name in component_names(plain) if manager.registry.find(kind, name) is None]
     providers = {uninstalled_first_party(kind, name) for kind, name in missing}
     if missing and None not in providers:

@@ -8,6 +8,7 @@ can never make mmadapt import arbitrary code.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,12 +98,18 @@ def check_requirements(requires: Any, source: str) -> None:
 
     from packaging.requirements import InvalidRequirement, Requirement
 
+    # A string would be iterated character by character; anything but a list is a schema error.
+    if isinstance(requires, str) or not isinstance(requires, Sequence):
+        raise RecipeError(
+            source, [f"requires: expected a list of requirement strings like ['mmadapt-prompts>=0.1']; got {requires!r}"]
+        )
     problems = []
     for text in requires:
         try:
             requirement = Requirement(str(text))
         except InvalidRequirement as exc:
-            problems.append(f"requires: {text!r} is not a valid requirement ({exc})")
+            # packaging's message spans lines (the text and a caret); one line per requirement is enough.
+            problems.append(f"requires: {text!r} is not a valid requirement ({_first_line(exc)})")
             continue
         try:
             installed = metadata.version(requirement.name)

@@ -47,7 +47,7 @@ def test_alpha_zero_is_zero_shot_clip(plugin_manager, tiny_backbone, tiny_task, 
 def test_training_fits_a_batch(tiny_backbone, tiny_task, tiny_batch):
     adapter = ClipAdapter(ClipAdapterConfig(alpha=0.5), tiny_backbone, tiny_task)
     losses = train_steps(adapter, tiny_batch, steps=30, lr=0.01)
-    assert losses[-1] < 0.5 * losses[0], losses
+    assert losses[-1] < 0.75 * losses[0], losses
 
 
 def test_the_example_recipe_runs_on_tiny_components(tiny_plugin, tmp_path):
