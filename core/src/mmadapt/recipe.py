@@ -100,9 +100,8 @@ def check_requirements(requires: Any, source: str) -> None:
 
     # A string would be iterated character by character; anything but a list is a schema error.
     if isinstance(requires, str) or not isinstance(requires, Sequence):
-        raise RecipeError(
-            source, [f"requires: expected a list of requirement strings like ['mmadapt-prompts>=0.1']; got {requires!r}"]
-        )
+        expected = "a list of requirement strings like ['mmadapt-prompts>=0.1']"
+        raise RecipeError(source, [f"requires: expected {expected}; got {requires!r}"])
     problems = []
     for text in requires:
         try:
