@@ -169,3 +169,12 @@ def test_help_does_not_import_torch_with_every_installed_plugin():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
+
+
+def test_list_entry_override_is_a_clear_error(plugin_dir):
+    recipe = plugin_dir / "r.yaml"
+    recipe.write_text("backbone: {name: openclip, arch: ViT-B-32, pretrained: openai}\n"
+                      "data: {name: imagefolder, root: somewhere}\nadapter: {name: zeroshot}\n")
+    result = run_adapt(["validate", str(recipe), "eval.metrics[0]=f1"], path=plugin_dir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "override the whole list" in result.stderr

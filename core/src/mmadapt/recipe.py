@@ -130,8 +130,11 @@ def validate_recipe(given: DictConfig, source: str, overrides: list[str], *, reg
     if overrides:
         try:
             given = OmegaConf.merge(given, OmegaConf.from_dotlist(list(overrides)))
-        except OmegaConfBaseException as exc:
-            raise RecipeError(source, [f"command-line override: {_first_line(exc)}"]) from None
+        except (OmegaConfBaseException, TypeError, ValueError) as exc:
+            raise RecipeError(
+                source, [f"command-line override {' '.join(overrides)}: {_first_line(exc)} (to change one entry "
+                         "of a list, override the whole list: 'eval.metrics=[accuracy,f1]')"]
+            ) from None
 
     plain = _to_plain(given, source)
     schema_fields = {f.name for f in dataclasses.fields(RecipeSchema)}

@@ -1,0 +1,8 @@
+"""mmadapt-prompts: CoOp, CoCoOp, latent class prompts, multitask prompts (MVLPT) and KgCoOp for mmadapt.
+
+The components are registered through the ``mmadapt`` entry point (:mod:`mmadapt_prompts.plugin`)
+and named in recipes: adapters ``coop``, ``cocoop``, ``latent-prompt``, ``mvlpt``; protocol
+``multitask``; objective ``kg-regularizer``; command ``adapt bench prompts``.
+"""
+
+__version__ = "0.1.0"

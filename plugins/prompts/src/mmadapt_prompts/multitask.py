@@ -1,0 +1,119 @@
+"""The ``multitask`` protocol: train one adapter on several datasets at once (MVLPT's source stage).
+
+The recipe's ``data:`` section is the first task and ``protocol.datasets`` lists the others. Their
+classes form one merged label space (task ``t``'s classes start at its offset); the training split
+is every task's few-shot training split, one after another. With ``mask_logits`` each image's
+softmax runs over its own task's classes only. Each task is evaluated on its own test split with
+only its own classes (``<task>/<metric>``), and ``mean/<metric>`` averages the tasks.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import torch
+from mmadapt import DataBundle, Protocol, Run, UserError, apply_few_shot
+
+from .merged import merged_split, merged_task
+from .sections import dataset_sections
+
+
+class MultitaskProtocol(Protocol):
+    """Train on the merged tasks, then evaluate each task on its own classes."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.sources = dataset_sections(config.datasets)
+
+    def prepare(self, bundle: DataBundle) -> DataBundle:
+        """Build the further datasets and merge every task; the adapter serves the merged classes."""
+        self.bundles = [bundle, *(component.build(config) for component, config in self.sources)]
+        self.names = task_names(self.bundles)
+        task = merged_task(self.bundles, self.names)
+        self.task_of_class = torch.tensor(
+            [t for t, part in enumerate(self.bundles) for _ in part.task.classnames], dtype=torch.long
+        )
+        # The training split needs the run seed for few-shot sampling, so run() adds it; evaluation
+        # reads each task's own test split.
+        return DataBundle(task, {})
+
+    def run(self, run: Run) -> dict[str, float]:
+        self._sample_training_data(run)
+        objective = run.objective
+        if self.config.mask_logits:
+            run.objective = masked_objective(objective, self.task_of_class)
+        try:
+            run.fit("train")
+        finally:
+            run.objective = objective
+        return self.evaluate(run)
+
+    def evaluate(self, run: Run) -> dict[str, float]:
+        """Each task on its own test split and classes; ``mean/<metric>`` over the tasks."""
+        merged = run.adapter.task
+        metrics: dict[str, float] = {}
+        try:
+            for name, bundle in zip(self.names, self.bundles):
+                split = f"test_{name}"
+                run.bundle = replace(run.bundle, splits={**run.bundle.splits, split: bundle.split("test")})
+                run.adapter.set_task(bundle.task)
+                metrics.update(run.evaluate(split, prefix=name))
+        finally:
+            run.adapter.set_task(merged)
+        for metric in sorted({key.partition("/")[2] for key in metrics}):
+            values = [metrics[f"{name}/{metric}"] for name in self.names if f"{name}/{metric}" in metrics]
+            metrics[f"mean/{metric}"] = statistics.fmean(values)
+        return metrics
+
+    def _sample_training_data(self, run: Run) -> None:
+        """Few-shot sample each further dataset with the run seed (Dassl's rule) and merge the training splits.
+
+        The ``data:`` section was sampled by the core already; every dataset is sampled with a fresh
+        generator seeded by the run seed, so it gets the images a single-task run would.
+        """
+        data = run.recipe.data.config
+        parts, chosen = [self.bundles[0].split("train")], {}
+        for (_, config), bundle, name in zip(self.sources, self.bundles[1:], self.names[1:]):
+            for key in ("augment", "on_bad_image"):
+                if getattr(config, key) != getattr(data, key):
+                    raise UserError(
+                        f"protocol.datasets: task {name!r} sets {key}={getattr(config, key)!r} but data.{key} is "
+                        f"{getattr(data, key)!r}; the data: section's {key} applies to every task, so set it there"
+                    )
+            if config.shots:
+                bundle, chosen[name] = apply_few_shot(bundle, config.shots, run.seed)
+            parts.append(bundle.split("train"))
+        if chosen and run.is_main:
+            run.run_dir.write_json("multitask_few_shot.json", {"seed": run.seed, "indices": chosen})
+        train = merged_split(parts, self.bundles, data.on_bad_image)
+        run.bundle = replace(run.bundle, splits={**run.bundle.splits, "train": train})
+
+
+def masked_objective(objective: Callable, task_of_class: torch.Tensor) -> Callable:
+    """``objective`` on logits where the classes of other tasks than each image's are ``-inf``."""
+
+    def masked(outputs: dict[str, torch.Tensor], batch: dict[str, Any]):
+        labels = batch["label"]
+        task_of = task_of_class.to(labels.device)
+        own = task_of.unsqueeze(0) == task_of[labels].unsqueeze(1)
+        logits = outputs["logits"].masked_fill(~own, float("-inf"))
+        return objective({**outputs, "logits": logits}, batch)
+
+    return masked
+
+
+def task_names(bundles: list[DataBundle]) -> list[str]:
+    """A distinct metric prefix per task: the task's name (``task<i>`` if it has none), ``-2``... for repeats."""
+    names: list[str] = []
+    for index, bundle in enumerate(bundles):
+        base = re.sub(r"[^\w.-]+", "-", bundle.task.name).strip("-") or f"task{index}"
+        name, count = base, 1
+        while name in names:
+            count += 1
+            name = f"{base}-{count}"
+        names.append(name)
+    return names

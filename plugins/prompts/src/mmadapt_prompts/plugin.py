@@ -1,0 +1,114 @@
+"""mmadapt hooks of the prompt plugin: coop, cocoop, latent-prompt and mvlpt adapters, the multitask
+protocol, the kg-regularizer objective, ``adapt bench prompts`` and ``adapt coop-split``.
+
+Cheap to import: configs and hooks only; torch loads inside the factories.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from mmadapt import hookimpl
+
+from .config import (
+    CocoopConfig,
+    CoopConfig,
+    KgRegularizerConfig,
+    LatentPromptConfig,
+    MultitaskConfig,
+    MvlptConfig,
+)
+
+
+def build_coop(config: CoopConfig, backbone, task):
+    from .coop import Coop
+
+    return Coop(config, backbone, task)
+
+
+def build_cocoop(config: CocoopConfig, backbone, task):
+    from .cocoop import Cocoop
+
+    return Cocoop(config, backbone, task)
+
+
+def build_latent_prompt(config: LatentPromptConfig, backbone, task):
+    from .latent import LatentPrompt
+
+    return LatentPrompt(config, backbone, task)
+
+
+def build_mvlpt(config: MvlptConfig, backbone, task):
+    from .mvlpt import Mvlpt
+
+    return Mvlpt(config, backbone, task)
+
+
+def build_multitask(config: MultitaskConfig):
+    from .multitask import MultitaskProtocol
+
+    return MultitaskProtocol(config)
+
+
+def build_kg_regularizer(config: KgRegularizerConfig, adapter):
+    from .kg import build_kg_regularizer as build
+
+    return build(config, adapter)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import main
+
+    return main(args)
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", choices=("prompts",), help="what to time: prompts = coop vs a reference CoOp step")
+    parser.add_argument("--arch", default="ViT-B-16", help="open_clip architecture, random weights (default ViT-B-16)")
+    parser.add_argument("--classes", type=int, default=100, help="number of classes (default 100)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
+    parser.add_argument("--n-ctx", type=int, default=16, help="context tokens (default 16, CoOp's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="timed steps of each kind; the median is reported (default 1)")
+
+
+def _coop_split(args: argparse.Namespace) -> int:
+    from .coop_splits import main
+
+    return main(args)
+
+
+def _coop_split_arguments(parser: argparse.ArgumentParser) -> None:
+    from .coop_splits import add_arguments
+
+    add_arguments(parser)
+
+
+@hookimpl
+def register_adapters(register):
+    register("coop", build_coop, CoopConfig, "CoOp: learned prompt context around class names (IJCV 2022)")
+    register("cocoop", build_cocoop, CocoopConfig, "CoCoOp: CoOp plus an image-conditioned context bias (CVPR 2022)")
+    register("latent-prompt", build_latent_prompt, LatentPromptConfig,
+             "class vectors learned in the joint space from zero-shot features (ConES-style)")
+    register("mvlpt", build_mvlpt, MvlptConfig, "MVLPT text prompt: multitask CoOp, transferable with init_from")
+
+
+@hookimpl
+def register_protocols(register):
+    register("multitask", build_multitask, MultitaskConfig,
+             "train one adapter on several datasets in a merged label space, evaluate each task")
+
+
+@hookimpl
+def register_objectives(register):
+    register("kg-regularizer", build_kg_regularizer, KgRegularizerConfig,
+             "KgCoOp: cross-entropy + pull of learned prompts toward hand-written prompt features")
+
+
+@hookimpl
+def register_commands(register):
+    register("bench", _bench, "time one training step of coop against a reference CoOp step (adapt bench prompts)",
+             add_arguments=_bench_arguments)
+    register("coop-split", _coop_split, "write CoOp split files for ImageNet and FGVCAircraft (recipes/coop/)",
+             add_arguments=_coop_split_arguments)
