@@ -177,4 +177,4 @@ def test_list_entry_override_is_a_clear_error(plugin_dir):
                       "data: {name: imagefolder, root: somewhere}\nadapter: {name: zeroshot}\n")
     result = run_adapt(["validate", str(recipe), "eval.metrics[0]=f1"], path=plugin_dir)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "override the whole list" in result.stderr
+    assert "eval.metrics" in result.stderr

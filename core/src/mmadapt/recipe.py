@@ -246,8 +246,8 @@ def _validate_config(
             try:
                 OmegaConf.merge(schema, {key: value})
                 valid[key] = value
-            except OmegaConfBaseException as exc:
-                problems.append(f"{path}.{key}: {_first_line(exc)}{owner_text}")
+            except (OmegaConfBaseException, TypeError, ValueError) as exc:
+                problems.append(f"{path}.{key}: {_first_line(exc)}{owner_text}; got {value!r}")
     try:
         merged = OmegaConf.merge(schema, valid)
         missing = sorted(OmegaConf.missing_keys(merged))
