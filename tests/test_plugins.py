@@ -178,3 +178,23 @@ def test_list_entry_override_is_a_clear_error(plugin_dir):
     result = run_adapt(["validate", str(recipe), "eval.metrics[0]=f1"], path=plugin_dir)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "eval.metrics" in result.stderr
+
+
+def test_recipes_with_a_broken_plugin_installed(plugin_dir):
+    from mmadapt.testing import tiny_recipe
+    from omegaconf import OmegaConf
+    from plugin_dists import make_entry_point_dist
+
+    make_plugin_dist(plugin_dir, "mmadapt-broken", "broken_plugin", BROKEN)
+    make_entry_point_dist(plugin_dir, "mmadapt-testing-tiny", "tiny", "mmadapt.testing:tiny_components")
+    unaffected = plugin_dir / "unaffected.yaml"
+    OmegaConf.save(OmegaConf.create(tiny_recipe()), unaffected)
+    ran = run_adapt(["run", str(unaffected), "--output-dir", str(plugin_dir / "run")], path=plugin_dir)
+    assert ran.returncode == 0, ran.stderr
+    assert (plugin_dir / "run" / "summary.json").is_file()
+
+    needs_broken = plugin_dir / "needs-broken.yaml"
+    OmegaConf.save(OmegaConf.create(tiny_recipe(adapter={"name": "frobnicator"})), needs_broken)
+    failed = run_adapt(["run", str(needs_broken)], path=plugin_dir)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert "mmadapt-broken" in failed.stderr and "the frobnicator extension is not compiled" in failed.stderr
