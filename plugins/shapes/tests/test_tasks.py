@@ -96,3 +96,10 @@ def test_data_modules_do_not_import_torch():
     code = ("import sys, mmadapt_shapes, mmadapt_shapes.pairs, mmadapt_shapes.samples; "
             "assert 'torch' not in sys.modules and 'open_clip' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_negative_style_inverts_the_rendering():
+    task = get_task("shape-negative")
+    item = task.item(0)
+    assert np.array_equal(item.image, 255 - render(item.scene))
+    assert item.scene.shape == task.classnames[item.label]

@@ -98,3 +98,22 @@ def test_image_grid_tiles_images():
     grid = world.image_grid(imgs, columns=2, pad=1)
     assert grid.shape == (2 * 5 + 1, 2 * 5 + 1, 3)
     assert (grid[1:5, 6:10] == 1).all()
+
+
+def test_background_brightness_differs_from_object():
+    ok = 0
+    for i in range(200):
+        scene = sample_scene(item_rng(0, 9, i))
+        bg, obj = (np.asarray(c, dtype=float) for c in (scene.bg_rgb[0], scene.objects[0].rgb))
+        ok += abs(world._luma(bg) - world._luma(obj)) >= world._MIN_BG_LUMA
+    assert ok >= 190
+
+
+def test_objects_have_a_dark_contour_unless_backlit():
+    kw = dict(shape="square", colour="yellow", size="large", position="centre", texture="solid",
+              background="plain")
+    scene = sample_scene(item_rng(0, 0, 0), lighting="well-lit", **kw)
+    row = render(scene)[32].astype(int).sum(-1)
+    # Walking from the centre outwards along the middle row: bright fill, dark contour, background.
+    assert row[32] > 400 and row.min() < 150
+    assert abs(int(row[2]) - sum(scene.bg_rgb[0])) < 40

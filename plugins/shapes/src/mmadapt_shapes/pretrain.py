@@ -1,7 +1,8 @@
 """Contrastive (CLIP) pretraining of ``shapes-clip`` on generated ShapesWorld pairs.
 
 The loss is the symmetric CLIP loss with a learnable temperature, plus (weight ``shape_loss``) a
-multi-label shape-classification term from a linear head on the image embedding. From scratch,
+shape-classification term: cross-entropy of a linear head on the image embedding against the
+normalised multi-hot vector of the shapes present. From scratch,
 colour, lighting and background are matched long before shape; the auxiliary term makes the image
 tower learn shape early, and the contrastive term then aligns the shape words with it. The head is
 training-only and is not part of the saved weights.
@@ -186,7 +187,8 @@ def pretrain(
                 shape_logits = shape_head(img_embed).float()
             target = torch.arange(len(texts), device=dev)
             clip_loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-            aux_loss = F.binary_cross_entropy_with_logits(shape_logits, torch.from_numpy(shapes).float().to(dev))
+            present = torch.from_numpy(shapes).float().to(dev)
+            aux_loss = F.cross_entropy(shape_logits, present / present.sum(dim=1, keepdim=True))
             loss = clip_loss + shape_loss * aux_loss
             if not torch.isfinite(loss):
                 log.write(f"step {step}: non-finite loss; stopping (last checkpoint kept)\n")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .world import COLOURS, SHAPES, Scene, item_rng, render, sample_scene
+from .world import COLOURS, SHAPES, Scene, item_rng, render, sample_scene, stylise
 
 SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 PRETRAIN_STREAM = 1000  # stream code for pretraining pairs; distinct from every split code
@@ -103,6 +103,7 @@ class Task:
     paired: bool = False
     base_classes: tuple[str, ...] = ()
     novel_classes: tuple[str, ...] = ()
+    style: str = "normal"
 
     @property
     def code(self) -> int:
@@ -138,7 +139,7 @@ class Task:
         if self.paired:
             image = (render(scene, size), render(replace(scene, lighting="well-lit"), size))
         else:
-            image = render(scene, size)
+            image = stylise(render(scene, size), self.style)
         return Item(image=image, label=label, scene=scene)
 
     def class_indices(self, names: Sequence[str]) -> list[int]:
@@ -160,6 +161,15 @@ def _shape_low_light_task() -> Task:
         name="shape-low-light", classnames=SHAPES, templates=SHAPE_TEMPLATES,
         knowledge=dict(SHAPE_KNOWLEDGE),
         make_scene=lambda rng, y: sample_scene(rng, shape=SHAPES[y], lighting="low-light"),
+    )
+
+
+def _shape_negative_task() -> Task:
+    # The shape task as photographic negatives, a style never seen in pretraining: the shapes are
+    # intact but every colour and the contrast polarity are flipped.
+    return Task(
+        name="shape-negative", classnames=SHAPES, templates=SHAPE_TEMPLATES, knowledge=dict(SHAPE_KNOWLEDGE),
+        make_scene=lambda rng, y: sample_scene(rng, shape=SHAPES[y], lighting="well-lit"), style="negative",
     )
 
 
@@ -207,6 +217,7 @@ def _backlit_pairs_task() -> Task:
 _FACTORIES: dict[str, Callable[[], Task]] = {
     "shape": _shape_task,
     "shape-low-light": _shape_low_light_task,
+    "shape-negative": _shape_negative_task,
     "colour-shape": _colour_shape_task,
     "multilabel": _multilabel_task,
     "lighting": _lighting_task,

@@ -8,13 +8,13 @@ stream can be drawn without drawing items ``0..i-1``.
 Geometry is stored in units of a 64-pixel canvas and scaled at render time. Shapes are drawn from
 signed-distance fields (negative inside, in pixels) computed once per (shape, rotation, radius) and
 cached; backgrounds and textures come from pattern banks built once per image size with a fixed seed.
-Rendering is numpy-only and vectorised.
+Objects get a thin dark contour, clip-art style, except in silhouette (backlit). Rendering is
+numpy-only and vectorised.
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -62,6 +62,9 @@ QUADRANTS: tuple[str, ...] = ("top left", "top right", "bottom left", "bottom ri
 
 BACKGROUNDS: tuple[str, ...] = ("plain", "gradient", "noise", "stripes")
 TEXTURES: tuple[str, ...] = ("solid", "striped", "dotted", "outline")
+#: Sampling weights: plain backgrounds and solid fills are the most common, as in clip art.
+BACKGROUND_WEIGHTS: tuple[float, ...] = (0.4, 0.2, 0.2, 0.2)
+TEXTURE_WEIGHTS: tuple[float, ...] = (0.55, 0.15, 0.15, 0.15)
 LIGHTINGS: tuple[str, ...] = ("well-lit", "backlit", "low-light")
 
 #: Small in-plane rotations (degrees); kept small so a rotated square never becomes a diamond.
@@ -69,7 +72,7 @@ ROTATIONS: tuple[int, ...] = (-12, -6, 0, 6, 12)
 
 CANVAS = 64  # the unit canvas that scene geometry is expressed in
 _N_PATTERNS = 8  # variants per pattern bank
-_MIN_BG_DISTANCE = 110.0  # least RGB distance between a background colour and any object colour
+_MIN_BG_LUMA = 70.0  # least brightness difference between a background colour and any object colour
 
 
 # --------------------------------------------------------------------------------------------------
@@ -146,6 +149,14 @@ def _choice(rng: np.random.Generator, options: Iterable[str], given: str | None 
     return options[int(rng.integers(len(options)))]
 
 
+def _weighted(rng: np.random.Generator, options: tuple[str, ...], weights: tuple[float, ...],
+              given: str | None = None) -> str:
+    """Like :func:`_choice`, but draws with the given probabilities."""
+    if given is not None:
+        return _choice(rng, options, given)
+    return options[int(rng.choice(len(options), p=weights))]
+
+
 def _object(rng: np.random.Generator, shape: str, colour: str, size: str, position: str, texture: str,
             cx0: float, cy0: float) -> ShapeObject:
     base = np.asarray(COLOURS[colour])
@@ -159,15 +170,23 @@ def _object(rng: np.random.Generator, shape: str, colour: str, size: str, positi
     )
 
 
-def _background_colour(rng: np.random.Generator, avoid: list[np.ndarray]) -> tuple[int, int, int]:
-    """A muted colour far enough from every object colour that objects stay visible."""
-    for _ in range(32):
-        grey = rng.uniform(60, 200)
-        tint = rng.uniform(-45, 45, size=3)
-        rgb = np.clip(grey + tint, 0, 255)
-        if all(np.linalg.norm(rgb - a) >= _MIN_BG_DISTANCE for a in avoid):
+def _background_colour(rng: np.random.Generator, avoid: list[np.ndarray],
+                       near: np.ndarray | None = None) -> tuple[int, int, int]:
+    """A muted colour whose brightness differs clearly from every object's (when 64 tries allow),
+    so objects stand out; with ``near``, a variation of that colour, so patterns stay subtle."""
+    for _ in range(64):
+        if near is None:
+            rgb = np.clip(rng.uniform(35, 225) + rng.uniform(-40, 40, size=3), 0, 255)
+        else:
+            rgb = np.clip(near + rng.uniform(-40, 40, size=3), 0, 255)
+        if all(abs(_luma(rgb) - _luma(a)) >= _MIN_BG_LUMA for a in avoid):
             break
     return tuple(int(v) for v in rgb)
+
+
+def _luma(rgb: np.ndarray) -> float:
+    """Perceived brightness (ITU-R BT.601 weights)."""
+    return float(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])
 
 
 def sample_scene(
@@ -189,7 +208,7 @@ def sample_scene(
     ``shape``/``colour``/``size``/``position``/``texture`` constrain single-object scenes (and the
     first object of a multi-object scene). ``count`` (1-4) sets the number of objects; ``shapes``
     and ``colours`` fix the objects of a multi-object scene in order. Objects of one scene always
-    have distinct shapes.
+    have distinct shapes; in multi-object scenes they are small or medium, one per quadrant.
     """
     if shapes is not None:
         count = len(shapes)
@@ -198,7 +217,7 @@ def sample_scene(
     if not 1 <= count <= 4:
         raise ValueError(f"count must be 1-4, got {count}")
     lighting = _choice(rng, LIGHTINGS, lighting)
-    background = _choice(rng, BACKGROUNDS, background)
+    background = _weighted(rng, BACKGROUNDS, BACKGROUND_WEIGHTS, background)
 
     objects: list[ShapeObject] = []
     if count == 1:
@@ -206,7 +225,7 @@ def sample_scene(
         col = _choice(rng, COLOURS, colours[0] if colours else colour)
         sz = _choice(rng, SIZES, size)
         pos = _choice(rng, POSITIONS, position)
-        tex = _choice(rng, TEXTURES, texture)
+        tex = _weighted(rng, TEXTURES, TEXTURE_WEIGHTS, texture)
         r = max(SIZE_RADII[sz])
         reach = min(17.0, CANVAS / 2 - 1.1 * r - 1)  # keep the shape inside the frame
         dx, dy = POSITIONS[pos]
@@ -222,14 +241,14 @@ def sample_scene(
         for k, (sh, pos) in enumerate(zip(shapes, cells)):
             col = _choice(rng, COLOURS, colours[k] if colours else (colour if k == 0 else None))
             sz = _choice(rng, SIZES[:2], size if k == 0 and size != "large" else None)
-            tex = _choice(rng, TEXTURES, texture if k == 0 else None)
+            tex = _weighted(rng, TEXTURES, TEXTURE_WEIGHTS, texture if k == 0 else None)
             dx, dy = POSITIONS[pos]
             objects.append(_object(rng, _choice(rng, SHAPES, sh), col, sz, pos, tex,
                                    32 + 15 * dx, 32 + 15 * dy))
 
     avoid = [np.asarray(o.rgb, dtype=float) for o in objects]
     bg1 = _background_colour(rng, avoid)
-    bg2 = _background_colour(rng, avoid)
+    bg2 = _background_colour(rng, avoid, near=np.asarray(bg1, dtype=float))
     return Scene(
         objects=tuple(objects), background=background, bg_rgb=(bg1, bg2),
         bg_variant=int(rng.integers(_N_PATTERNS)), lighting=lighting,
@@ -404,6 +423,8 @@ def _banks(size: int) -> _Banks:
 _BACKLIT_BG = 0.22  # fraction of the background colour kept when washed out by the light behind
 _BACKLIT_SUBJECT = 0.16  # fraction of the subject colour visible in silhouette
 _LOW_LIGHT = 0.38  # overall brightness in low light
+_INK = 28.0  # contour grey level
+_INK_WIDTH = 2.5  # contour width in 64-canvas pixels
 
 
 def _background(scene: Scene, banks: _Banks, size: int) -> np.ndarray:
@@ -432,11 +453,8 @@ def _paste(canvas: np.ndarray, obj: ShapeObject, scene: Scene, banks: _Banks, si
     region = (slice(ys, ye), slice(xs, xe))
 
     # 1-pixel linear ramp across the edge gives cheap anti-aliasing.
-    if obj.texture == "outline":
-        width = 2.0 * scale
-        alpha = np.clip(0.5 - (np.abs(d + width / 2) - width / 2), 0.0, 1.0)
-    else:
-        alpha = np.clip(0.5 - d, 0.0, 1.0)
+    ink = 0.0 if scene.lighting == "backlit" else _INK_WIDTH * scale
+    alpha = _band(d + ink, 2.0 * scale) if obj.texture == "outline" else np.clip(0.5 - d, 0.0, 1.0)
 
     rgb = np.asarray(obj.rgb, dtype=np.float32)
     if obj.texture in ("striped", "dotted"):
@@ -456,6 +474,15 @@ def _paste(canvas: np.ndarray, obj: ShapeObject, scene: Scene, banks: _Banks, si
 
     target = canvas[region]
     target += (colour - target) * alpha
+    if ink:
+        # A thin dark contour, as in clip art: every object has the same edge polarity whatever
+        # its colour and background, which makes shape much faster to learn.
+        target += (_INK - target) * _band(d, ink)
+
+
+def _band(d: np.ndarray, width: float) -> np.ndarray:
+    """Anti-aliased coverage of the band ``-width <= d <= 0`` just inside an edge."""
+    return np.clip(0.5 - (np.abs(d + width / 2) - width / 2), 0.0, 1.0)
 
 
 def render(scene: Scene, size: int = 64) -> np.ndarray:
@@ -476,6 +503,20 @@ def render(scene: Scene, size: int = 64) -> np.ndarray:
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
 
 
+#: Rendering styles applied after drawing; pretraining uses only "normal".
+STYLES: tuple[str, ...] = ("normal", "negative")
+
+
+def stylise(image: np.ndarray, style: str) -> np.ndarray:
+    """Apply a rendering ``style`` to a uint8 image: "normal" (unchanged) or "negative" (inverted
+    colours, like a photographic negative: shapes intact, colours and contrast polarity flipped)."""
+    if style == "normal":
+        return image
+    if style == "negative":
+        return 255 - image
+    raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
+
+
 def image_grid(images: list[np.ndarray], columns: int = 8, pad: int = 2) -> np.ndarray:
     """Tile equally sized HxWx3 images into one image with ``pad`` white pixels between them."""
     h, w, _ = images[0].shape
@@ -485,20 +526,3 @@ def image_grid(images: list[np.ndarray], columns: int = 8, pad: int = 2) -> np.n
         r, c = divmod(i, columns)
         grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = img
     return grid
-
-
-def benchmark_generator(n: int = 2000, size: int = 64, seed: int = 0) -> float:
-    """Return images per second for sampling + rendering ``n`` scenes on the current thread.
-
-    Caches are warmed first, so the number reflects steady-state throughput.
-    """
-    for i in range(200):
-        render(sample_scene(item_rng(seed, 99, i), count=1 + i % 4), size)
-    start = time.perf_counter()
-    for i in range(n):
-        render(sample_scene(item_rng(seed, 0, i), count=1 + (i % 4 == 3) * int(i % 3 + 1)), size)
-    return n / (time.perf_counter() - start)
-
-
-if __name__ == "__main__":
-    print(f"{benchmark_generator():.0f} images/s")
