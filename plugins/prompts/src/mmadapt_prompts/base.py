@@ -6,10 +6,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mmadapt import Adapter, Backbone, Task, UserError
+from mmadapt import Adapter, Backbone, Task, UserError, zeroshot_classifier
 
 from .prompt import PromptLearner
-from .text import handwritten_features
 
 
 class PromptAdapter(Adapter):
@@ -64,7 +63,7 @@ class PromptAdapter(Adapter):
         """
         if self.handwritten is None:
             templates = self.config.templates or self.task.templates
-            self.handwritten = handwritten_features(self.backbone, self.task.classnames, templates)
+            self.handwritten = zeroshot_classifier(self.backbone, self.task.classnames, templates)
         return self.handwritten
 
     def outputs(self, logits: torch.Tensor, image: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -12,10 +12,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mmadapt import Adapter, Backbone, Task, UserError
+from mmadapt import Adapter, Backbone, Task, UserError, zeroshot_classifier
 from torch import nn
-
-from .text import handwritten_features
 
 
 class LatentPrompt(Adapter):
@@ -45,7 +43,7 @@ class LatentPrompt(Adapter):
         """Serve ``task``'s classes: learned vectors for the training classes (by name), zero-shot for the rest."""
         self.task = task
         templates = self.config.templates or task.templates
-        self.zeroshot = handwritten_features(self.backbone, task.classnames, templates)
+        self.zeroshot = zeroshot_classifier(self.backbone, task.classnames, templates)
         known = {name: i for i, name in reversed(list(enumerate(self.trained_classnames)))}
         self.learned_index = torch.tensor(
             [known.get(name, -1) for name in task.classnames], dtype=torch.long, device=self.zeroshot.device

@@ -18,18 +18,13 @@ position up to an EOT sees what follows, so the features are unchanged (an exact
 from __future__ import annotations
 
 import torch
-from mmadapt import Backbone, UserError
+from mmadapt import Backbone, UserError, prompt_name
 from torch import nn
 
 from .config import POSITIONS
 
 #: CoOp's default number of context tokens without a word initialisation.
 DEFAULT_N_CTX = 16
-
-
-def prompt_name(name: str) -> str:
-    """A class name as CoOp writes it into prompts: ``_`` becomes a space."""
-    return name.replace("_", " ")
 
 
 def token_counts(backbone: Backbone, texts: list[str]) -> torch.Tensor:

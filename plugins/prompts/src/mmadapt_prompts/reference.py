@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from mmadapt import Backbone
+from mmadapt import Backbone, prompt_name
 from torch import nn
-
-from .prompt import prompt_name
 
 
 class ReferenceCoop(nn.Module):
