@@ -70,6 +70,7 @@ def test_pretrain_writes_weights_and_resumes(tmp_path):
 
 def test_evaluate_returns_all_metrics(net):
     results = evaluate(model=net, n=8, n_retrieval=16, verbose=False)
-    assert set(results) == {"shape/top1", "shape-low-light/top1", "shape-negative/top1", "lighting/top1",
+    assert set(results) == {"shape/top1", "shape-low-light/top1", "shape-negative/top1",
+                            "shape-upside-down/top1", "lighting/top1",
                             "colour-shape/base/top1", "colour-shape/novel/top1", "retrieval/t2i_r1"}
     assert all(0.0 <= v <= 1.0 for v in results.values())

@@ -103,3 +103,13 @@ def test_negative_style_inverts_the_rendering():
     item = task.item(0)
     assert np.array_equal(item.image, 255 - render(item.scene))
     assert item.scene.shape == task.classnames[item.label]
+
+
+def test_upside_down_style_turns_the_rendering_half_a_turn():
+    task = get_task("shape-upside-down")
+    item = task.item(0)
+    plain = render(item.scene)
+    assert np.array_equal(item.image, np.rot90(plain, 2))
+    assert not np.array_equal(item.image, plain)
+    assert item.image.flags["C_CONTIGUOUS"]
+    assert item.scene.shape == task.classnames[item.label]

@@ -1,7 +1,7 @@
 """Zero-shot evaluation of a ``shapes-clip`` model on held-out ShapesWorld images.
 
-Reports top-1 accuracy for the ``shape``, ``shape-low-light``, ``shape-negative`` and ``lighting``
-tasks, for ``colour-shape`` base and novel classes (each classified among its own half, as in base-to-novel
+Reports top-1 accuracy for the ``shape``, ``shape-low-light``, ``shape-negative``,
+``shape-upside-down`` and ``lighting`` tasks, for ``colour-shape`` base and novel classes (each classified among its own half, as in base-to-novel
 protocols), and text-to-image retrieval recall@1 over 1,000 held-out (image, caption) pairs.
 
     python -m mmadapt_shapes.evaluate --weights path/to/weights.safetensors
@@ -85,6 +85,8 @@ def evaluate(weights: str | Path | None = "default", n: int = 500, n_retrieval: 
         results["shape/top1"] = zeroshot_accuracy(model, tokenizer, get_task("shape"), n, seed)
         results["shape-low-light/top1"] = zeroshot_accuracy(model, tokenizer, get_task("shape-low-light"), n, seed)
         results["shape-negative/top1"] = zeroshot_accuracy(model, tokenizer, get_task("shape-negative"), n, seed)
+        results["shape-upside-down/top1"] = zeroshot_accuracy(model, tokenizer, get_task("shape-upside-down"), n,
+                                                              seed)
         results["lighting/top1"] = zeroshot_accuracy(model, tokenizer, get_task("lighting"), n, seed)
         results["colour-shape/base/top1"] = zeroshot_accuracy(model, tokenizer, cs, n, seed, cs.base_classes)
         results["colour-shape/novel/top1"] = zeroshot_accuracy(model, tokenizer, cs, n, seed, cs.novel_classes)

@@ -17,8 +17,8 @@ from .tasks import ALIASES, TASKS
 class ShapesConfig(DataConfig):
     """Generated ShapesWorld images of one task; the same seed always gives the same images."""
 
-    #: ``shape``, ``shape-low-light``, ``shape-negative``, ``colour-shape``, ``multilabel``, ``lighting``
-    #: or ``backlit-pairs``.
+    #: ``shape``, ``shape-low-light``, ``shape-negative``, ``shape-upside-down``, ``colour-shape``,
+    #: ``multilabel``, ``lighting`` or ``backlit-pairs``.
     task: str = "shape"
     #: Items per split; single-label classes are drawn uniformly, so each class gets about
     #: ``train_size / n_classes`` training images (few-shot sampling then takes ``shots`` of them).

@@ -173,6 +173,16 @@ def _shape_negative_task() -> Task:
     )
 
 
+def _shape_upside_down_task() -> Task:
+    # The shape task seen by an upside-down camera: colours and textures are as in pretraining, but
+    # the orientation cues it learned (triangle tip up, crescent facing right) are reversed.
+    return Task(
+        name="shape-upside-down", classnames=SHAPES, templates=SHAPE_TEMPLATES,
+        knowledge=dict(SHAPE_KNOWLEDGE),
+        make_scene=lambda rng, y: sample_scene(rng, shape=SHAPES[y], lighting="well-lit"), style="upside-down",
+    )
+
+
 def _colour_shape_task() -> Task:
     base, novel = _colour_shape_classes()
     names = base + novel
@@ -218,6 +228,7 @@ _FACTORIES: dict[str, Callable[[], Task]] = {
     "shape": _shape_task,
     "shape-low-light": _shape_low_light_task,
     "shape-negative": _shape_negative_task,
+    "shape-upside-down": _shape_upside_down_task,
     "colour-shape": _colour_shape_task,
     "multilabel": _multilabel_task,
     "lighting": _lighting_task,

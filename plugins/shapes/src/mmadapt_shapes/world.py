@@ -504,16 +504,20 @@ def render(scene: Scene, size: int = 64) -> np.ndarray:
 
 
 #: Rendering styles applied after drawing; pretraining uses only "normal".
-STYLES: tuple[str, ...] = ("normal", "negative")
+STYLES: tuple[str, ...] = ("normal", "negative", "upside-down")
 
 
 def stylise(image: np.ndarray, style: str) -> np.ndarray:
-    """Apply a rendering ``style`` to a uint8 image: "normal" (unchanged) or "negative" (inverted
-    colours, like a photographic negative: shapes intact, colours and contrast polarity flipped)."""
+    """Apply a rendering ``style`` to a uint8 image: "normal" (unchanged), "negative" (inverted
+    colours, like a photographic negative: shapes intact, colours and contrast polarity flipped) or
+    "upside-down" (turned through 180 degrees, as by an upside-down camera: tips that point up in
+    pretraining point down, and right-facing crescents and arrows face left)."""
     if style == "normal":
         return image
     if style == "negative":
         return 255 - image
+    if style == "upside-down":
+        return np.ascontiguousarray(image[::-1, ::-1])
     raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
 
 
