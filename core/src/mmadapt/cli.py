@@ -65,6 +65,14 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
     runs.add_argument("directory", nargs="?", default="runs")
     runs.set_defaults(handler=_runs)
 
+    compare = sub.add_parser("compare", help="compare finished runs side by side (table, optional bar chart)")
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (a --seeds run: its parent)")
+    compare.add_argument("--metrics", help="comma-separated metric keys, e.g. base/accuracy,new/accuracy "
+                                           "(default: every metric of the first run)")
+    compare.add_argument("--labels", help="comma-separated names for the runs, in order (default: recipe name)")
+    compare.add_argument("--plot", metavar="PNG", help="also draw grouped bars with std error bars into this file")
+    compare.set_defaults(handler=_compare)
+
     new_plugin = sub.add_parser("new-plugin", help="create a plugin package mmadapt-NAME, ready to pip install -e")
     new_plugin.add_argument("name", help="plugin name: lowercase letters, digits, hyphens (e.g. clip-adapter)")
     new_plugin.add_argument("--dir", default=".", help="where to create mmadapt-NAME/ (default: here)")
@@ -114,6 +122,21 @@ def _eval(args: argparse.Namespace) -> int:
 
     evaluate_run(args.run_dir, args.overrides)
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .plots import comparison_rows, format_comparison, write_comparison
+
+    metrics = _split_list(args.metrics)
+    keys, rows = comparison_rows(args.run_dirs, metrics, _split_list(args.labels))
+    print(format_comparison(keys, rows))
+    if args.plot:
+        print(f"wrote {write_comparison(keys, rows, args.plot)}")
+    return 0
+
+
+def _split_list(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
 def _new_plugin(manager: PluginManager, args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from .engine import Run, latest_checkpoint, seed_everything
 from .errors import UserError
+from .plots import matplotlib_available, write_training_curves
 from .plugins import PluginManager, get_plugin_manager
 from .recipe import Recipe, load_recipe, validate_recipe
 from .rundir import SUMMARY, RunDir
@@ -64,6 +65,8 @@ def run_recipe(recipe: Recipe, run_dir: RunDir, manager: PluginManager | None = 
     }
     if run.is_main:
         run_dir.write_json(SUMMARY, summary)
+        if matplotlib_available():
+            write_training_curves(run_dir.path)
         manager.hook.on_run_end(run=run, summary=summary)
     run.accelerator.wait_for_everyone()
     return summary

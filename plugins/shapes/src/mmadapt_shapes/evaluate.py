@@ -1,8 +1,9 @@
 """Zero-shot evaluation of a ``shapes-clip`` model on held-out ShapesWorld images.
 
 Reports top-1 accuracy for the ``shape``, ``shape-low-light``, ``shape-negative``,
-``shape-upside-down`` and ``lighting`` tasks, for ``colour-shape`` base and novel classes (each classified among its own half, as in base-to-novel
-protocols), and text-to-image retrieval recall@1 over 1,000 held-out (image, caption) pairs.
+``shape-upside-down`` and ``lighting`` tasks, for ``colour-shape`` base and novel classes (each
+classified among its own half, as in base-to-novel protocols), and text-to-image retrieval recall@1
+over 1,000 held-out (image, caption) pairs.
 
     python -m mmadapt_shapes.evaluate --weights path/to/weights.safetensors
 """
