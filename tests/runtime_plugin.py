@@ -1,6 +1,7 @@
 """A test plugin for subprocess runs: a protocol that saves each rank's weights, and a killer hook.
 
-``KILL_AT_STEP=N`` makes the process SIGKILL itself at step N once a checkpoint exists, like a crash.
+``KILL_AT_STEP=N`` makes the process SIGKILL itself at step N once a checkpoint exists, like a crash;
+with ``KILL_SEED=S`` only in the run of seed S.
 """
 
 from __future__ import annotations
@@ -46,5 +47,7 @@ def register_protocols(register):
 @hookimpl
 def on_step_end(run, step, logs):
     kill_at = int(os.environ.get("KILL_AT_STEP", "0"))
+    if os.environ.get("KILL_SEED", str(run.seed)) != str(run.seed):
+        return
     if kill_at and step >= kill_at and any(run.run_dir.checkpoints.glob("*/adapter.safetensors")):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -63,6 +63,37 @@ def test_resume_after_sigkill_matches_uninterrupted_run(env_dir, tmp_path):
         assert torch.equal(full_weights[name], resumed_weights[name]), name
 
 
+def test_resume_of_a_killed_seeds_run_finishes_every_seed(env_dir, tmp_path):
+    recipe = write_recipe(tmp_path / "recipe.yaml")
+    seeds = ["--seeds", "1,2,3"]
+    full = run_adapt(["run", str(recipe), *seeds, "--output-dir", str(tmp_path / "full")], path=env_dir)
+    assert full.returncode == 0, full.stderr
+
+    killed = run_adapt(["run", str(recipe), *seeds, "--output-dir", str(tmp_path / "killed")], path=env_dir,
+                       env={"KILL_AT_STEP": "11", "KILL_SEED": "2"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (tmp_path / "killed" / "seed1" / "summary.json").is_file()
+    assert not (tmp_path / "killed" / "seed2" / "summary.json").exists()
+    assert not (tmp_path / "killed" / "seed3").exists()
+    seed1_written = (tmp_path / "killed" / "seed1" / "summary.json").stat().st_mtime_ns
+
+    resumed = run_adapt(["run", "--resume", str(tmp_path / "killed")], path=env_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "killed" / "seed1" / "summary.json").stat().st_mtime_ns == seed1_written  # kept, not rerun
+    full_summary = json.loads((tmp_path / "full" / "summary.json").read_text())
+    resumed_summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert resumed_summary["seeds"] == [1, 2, 3]
+    for key in ("metrics", "mean", "std", "steps"):
+        assert resumed_summary[key] == full_summary[key], key
+    for seed in (1, 2, 3):
+        full_weights = load_file(str(tmp_path / "full" / f"seed{seed}" / "rank0.safetensors"))
+        resumed_weights = load_file(str(tmp_path / "killed" / f"seed{seed}" / "rank0.safetensors"))
+        for name in full_weights:
+            assert torch.equal(full_weights[name], resumed_weights[name]), (seed, name)
+    seed_folder = run_adapt(["run", "--resume", str(tmp_path / "killed" / "seed2")], path=env_dir)
+    assert seed_folder.returncode == 0, seed_folder.stderr  # a seed folder is a run directory of its own
+
+
 def test_resume_refuses_a_changed_recipe(env_dir, tmp_path):
     recipe = write_recipe(tmp_path / "recipe.yaml", epochs=1)
     assert run_adapt(["run", str(recipe), "--output-dir", str(tmp_path / "run")], path=env_dir).returncode == 0

@@ -65,10 +65,10 @@ class Recipe:
     resolved: DictConfig
 
     def with_seed(self, seed: int) -> Recipe:
-        """A copy of the recipe with another seed."""
-        resolved = self.resolved.copy()
-        resolved.seed = seed
-        return dataclasses.replace(self, seed=seed, resolved=resolved)
+        """A copy of the recipe with another seed, as if ``seed=N`` had been given as an override."""
+        given, resolved = self.given.copy(), self.resolved.copy()
+        given.seed = resolved.seed = seed
+        return dataclasses.replace(self, seed=seed, given=given, resolved=resolved)
 
 
 def read_recipe_file(path: str | Path) -> DictConfig:

@@ -17,6 +17,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 SUMMARY = "summary.json"
+#: In the parent folder of a ``--seeds`` run: the seeds and the recipe as given, for ``--resume``.
+SEEDS = "seeds.json"
 CHECKPOINTS = "checkpoints"
 
 

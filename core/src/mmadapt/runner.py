@@ -15,7 +15,7 @@ from .errors import UserError
 from .plots import matplotlib_available, write_training_curves
 from .plugins import PluginManager, get_plugin_manager
 from .recipe import Recipe, load_recipe, validate_recipe
-from .rundir import SUMMARY, RunDir
+from .rundir import SEEDS, SUMMARY, RunDir
 
 
 def run_recipe_file(
@@ -34,8 +34,23 @@ def run_recipe_file(
         print_table(recipe, summary)
         return summary
     parent = RunDir.create(recipe.name, output_dir)
-    per_seed = [run_recipe(recipe.with_seed(s), RunDir.create(recipe.name, parent.path / f"seed{s}"), manager)
-                for s in seeds]
+    parent.write_json(SEEDS, {"seeds": list(seeds), "recipe": OmegaConf.to_container(recipe.given)})
+    return _run_seeds(parent, recipe, seeds, manager, resume=False)
+
+
+def _run_seeds(parent: RunDir, recipe: Recipe, seeds: list[int], manager: PluginManager,
+               resume: bool) -> dict[str, Any]:
+    """Run every seed into ``parent/seed<N>``; resuming, a finished seed is kept and a started one continued."""
+    per_seed = []
+    for seed in seeds:
+        seed_dir = RunDir.create(recipe.name, parent.path / f"seed{seed}")
+        seeded = recipe.with_seed(seed)
+        if resume and (seed_dir.path / SUMMARY).is_file():
+            per_seed.append(seed_dir.read_json(SUMMARY))
+        elif resume and (seed_dir.path / "resolved.yaml").is_file():
+            per_seed.append(_resume(seed_dir, seeded, manager))
+        else:
+            per_seed.append(run_recipe(seeded, seed_dir, manager))
     summary = aggregate_seeds(recipe.name, per_seed)
     parent.write_json(SUMMARY, summary)
     print_table(recipe, summary)
@@ -99,19 +114,32 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
 
 
 def resume_run(path: str | Path, manager: PluginManager | None = None) -> dict[str, Any]:
-    """Continue a killed run from its newest checkpoints; refuse when its recipe was changed."""
+    """Continue a killed run from its newest checkpoints; refuse when its recipe was changed.
+
+    ``path`` is a run directory, or the parent folder of a ``--seeds`` run: there, finished seeds
+    are kept, the interrupted one resumes and the seeds not started yet run.
+    """
     manager = manager or get_plugin_manager()
     run_dir = RunDir(path)
+    if (run_dir.path / SEEDS).is_file():
+        saved = run_dir.read_json(SEEDS)
+        source = str(run_dir.path / SEEDS)
+        recipe = validate_recipe(OmegaConf.create(saved["recipe"]), source, [], registry=manager.registry)
+        return _run_seeds(run_dir, recipe, saved["seeds"], manager, resume=True)
     recipe = _saved_recipe(run_dir, manager)
+    summary = _resume(run_dir, recipe, manager)
+    print_table(recipe, summary)
+    return summary
+
+
+def _resume(run_dir: RunDir, recipe: Recipe, manager: PluginManager) -> dict[str, Any]:
     saved = OmegaConf.load(run_dir.path / "resolved.yaml")
     if OmegaConf.to_container(saved) != OmegaConf.to_container(recipe.resolved):
         raise UserError(
             f"{run_dir.path}: resolved.yaml no longer matches recipe.yaml with the installed plugins' defaults; "
             "resuming would not give the result of an uninterrupted run. Start a new run instead."
         )
-    summary = run_recipe(recipe, run_dir, manager)
-    print_table(recipe, summary)
-    return summary
+    return run_recipe(recipe, run_dir, manager)
 
 
 def evaluate_run(path: str | Path, overrides: list[str] | None = None,
