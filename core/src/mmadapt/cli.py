@@ -69,8 +69,10 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
     compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (a --seeds run: its parent)")
     compare.add_argument("--metrics", help="comma-separated metric keys, e.g. base/accuracy,new/accuracy "
                                            "(default: every metric of the first run)")
-    compare.add_argument("--labels", help="comma-separated names for the runs, in order (default: recipe name)")
-    compare.add_argument("--plot", metavar="PNG", help="also draw grouped bars with std error bars into this file")
+    compare.add_argument("--labels", help="comma-separated names for the runs, in order; names cannot contain "
+                                          "commas (default: 'recipe name (folder)')")
+    compare.add_argument("--plot", metavar="FIG", help="also draw grouped bars with std error bars into this "
+                                                       ".png, .pdf or .svg file")
     compare.set_defaults(handler=_compare)
 
     new_plugin = sub.add_parser("new-plugin", help="create a plugin package mmadapt-NAME, ready to pip install -e")

@@ -27,28 +27,45 @@ def matplotlib_available() -> bool:
     return True
 
 
-def _pyplot() -> Any:
+FORMATS = ("png", "pdf", "svg")
+
+
+def _figure(**options: Any) -> Any:
+    # A bare Figure, not pyplot: no backend switch and no global figure list, so drawing here never
+    # disturbs a notebook's or script's own plotting.
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError as error:
         raise UserError("figures need matplotlib: pip install 'mmadapt[plots]'") from error
-    matplotlib.use("Agg")  # files only: never open a window, and work without a display
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(layout="constrained", **options)
 
 
-def _save(plt: Any, figure: Any, path: Path) -> Path:
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    plt.close(figure)
+def _save(figure: Any, path: Path) -> Path:
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise UserError(f"{path}: figures are written as {', '.join('.' + f for f in FORMATS)}; "
+                        "choose a file name with one of these suffixes")
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format=fmt, dpi=110))
     return path
 
 
 def _read_log(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl``; a line cut short by a crash is skipped."""
     path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def _training_steps(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Step records in step order, one per (stage, step): a resumed run logs the steps between its
+    last checkpoint and the crash again, and the later record is the one the run continued from."""
+    latest = {(r.get("stage", "train"), r["step"]): r for r in records if "loss" in r and "step" in r}
+    return sorted(latest.values(), key=lambda r: r["step"])
 
 
 def _smoothed(values: list[float], window: int) -> list[float]:
@@ -63,14 +80,15 @@ def _smoothed(values: list[float], window: int) -> list[float]:
 def write_training_curves(run_dir: str | Path) -> Path | None:
     """Draw loss and learning rate against the step into ``RUN_DIR/curves.png``.
 
-    Returns the path, or None when the run logged no training step (zero-shot runs).
+    Returns the path, or None when the run logged no training step (zero-shot runs, or fewer steps
+    than ``train.log_every``).
     """
     run_dir = Path(run_dir)
-    steps = [r for r in _read_log(run_dir) if "loss" in r and "step" in r]
+    steps = _training_steps(_read_log(run_dir))
     if not steps:
         return None
-    plt = _pyplot()
-    figure, (loss_axis, lr_axis) = plt.subplots(1, 2, figsize=(10, 3.6))
+    figure = _figure(figsize=(10, 3.8))
+    loss_axis, lr_axis = figure.subplots(1, 2)
     stages = list(dict.fromkeys(r.get("stage", "train") for r in steps))
     for stage in stages:
         rows = [r for r in steps if r.get("stage", "train") == stage]
@@ -90,7 +108,7 @@ def write_training_curves(run_dir: str | Path) -> Path | None:
     if summary.is_file():
         meta = json.loads(summary.read_text(encoding="utf-8"))
         figure.suptitle(f"{meta.get('name', run_dir.name)}, seed {meta.get('seed')}")
-    return _save(plt, figure, run_dir / CURVES)
+    return _save(figure, run_dir / CURVES)
 
 
 def load_summary(run_dir: str | Path) -> dict[str, Any]:
@@ -98,7 +116,13 @@ def load_summary(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / SUMMARY
     if not path.is_file():
         raise UserError(f"{run_dir}: no {SUMMARY}; pass a finished run directory (see `adapt runs`)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
+        raise UserError(f"{path}: has no \"metrics\" mapping; is it a run's summary?")
+    return summary
 
 
 def comparison_rows(run_dirs: Sequence[str | Path], metrics: Sequence[str] | None = None,
@@ -142,8 +166,8 @@ def format_comparison(keys: Sequence[str], rows: Sequence[tuple[str, dict[str, t
 def write_comparison(keys: Sequence[str], rows: Sequence[tuple[str, dict[str, tuple[float, float | None]]]],
                      out: str | Path) -> Path:
     """Grouped bars, one group per metric and one bar per run, with ± std error bars."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(max(5.0, 1.2 + len(keys) * (0.5 + 0.45 * len(rows))), 3.8))
+    figure = _figure(figsize=(max(5.0, 1.2 + len(keys) * (0.5 + 0.45 * len(rows))), 3.8))
+    axis = figure.subplots()
     width = 0.8 / len(rows)
     for i, (label, values) in enumerate(rows):
         xs = [k + (i - (len(rows) - 1) / 2) * width for k, key in enumerate(keys) if key in values]
@@ -157,4 +181,4 @@ def write_comparison(keys: Sequence[str], rows: Sequence[tuple[str, dict[str, tu
         axis.set_ylim(0, 105)
     axis.grid(axis="y", alpha=0.3)
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _save(plt, figure, Path(out))
+    return _save(figure, Path(out))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from omegaconf import OmegaConf
 
 from .engine import Run, latest_checkpoint, seed_everything
 from .errors import UserError
-from .plots import matplotlib_available, write_training_curves
+from .plots import CURVES, matplotlib_available, write_training_curves
 from .plugins import PluginManager, get_plugin_manager
 from .recipe import Recipe, load_recipe, validate_recipe
 from .rundir import SEEDS, SUMMARY, RunDir
@@ -80,11 +81,21 @@ def run_recipe(recipe: Recipe, run_dir: RunDir, manager: PluginManager | None = 
     }
     if run.is_main:
         run_dir.write_json(SUMMARY, summary)
-        if matplotlib_available():
-            write_training_curves(run_dir.path)
+        _draw_curves(run_dir)
         manager.hook.on_run_end(run=run, summary=summary)
     run.accelerator.wait_for_everyone()
     return summary
+
+
+def _draw_curves(run_dir: RunDir) -> None:
+    """``curves.png`` when matplotlib is installed; the figure is a convenience, so a failure to draw
+    it is reported and never fails the finished run."""
+    if not matplotlib_available():
+        return
+    try:
+        write_training_curves(run_dir.path)
+    except Exception as error:  # any drawing problem (fonts, disk) must not lose the finished run
+        print(f"warning: {run_dir.path / CURVES} not drawn: {type(error).__name__}: {error}", file=sys.stderr)
 
 
 def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[Run, Any]:
