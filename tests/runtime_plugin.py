@@ -25,13 +25,21 @@ def build_save_ranks(config):
         """Train, save this rank's trainable weights, evaluate."""
 
         def run(self, run):
+            import json
+
             from safetensors.torch import save_file
 
             run.fit("train")
             rank = run.accelerator.process_index
             weights = {k: v.contiguous() for k, v in run.adapter.trainable_state_dict().items()}
             save_file(weights, str(run.run_dir.path / f"rank{rank}.safetensors"))
-            return self.evaluate(run)
+            evaluated = []
+            forward = run.adapter.forward
+            run.adapter.forward = lambda batch: evaluated.append(len(batch["label"])) or forward(batch)
+            metrics = self.evaluate(run)
+            (run.run_dir.path / f"rank{rank}-eval.json").write_text(json.dumps({"items": sum(evaluated),
+                                                                                "metrics": metrics}))
+            return metrics
 
         def evaluate(self, run):
             return run.evaluate("test")

@@ -7,8 +7,11 @@ import random
 
 import pytest
 import torch
+from mmadapt import hookimpl
 from mmadapt.builtin import metrics as builtin_metrics
+from mmadapt.errors import UserError
 from mmadapt.metrics import F1, Accuracy, MeanAveragePrecision, PerClassAccuracy, average_precision, harmonic_mean
+from mmadapt.testing import run_recipe, tiny_recipe
 
 
 def _batch(labels):
@@ -125,3 +128,45 @@ def test_registration_builds_every_metric():
     assert found["f1"][0](builtin_metrics.F1Config(threshold=0.5)).threshold == 0.5
     with pytest.raises(ValueError, match="f1.threshold"):
         builtin_metrics.F1Config(threshold=80)
+
+
+class _SeenIndices:
+    """A metric that records which items it was given, reading the batch's ``index`` as well."""
+
+    inputs = {"outputs": ("logits",), "batch": ("label", "index")}
+    seen: list[int] = []
+
+    def reset(self):
+        pass
+
+    def update(self, outputs, batch):
+        assert outputs["logits"].shape[0] == batch["label"].shape[0] == batch["index"].shape[0]
+        type(self).seen += batch["index"].tolist()
+
+    def compute(self):
+        return {"items": float(len(type(self).seen))}
+
+
+class _ReadsMissingOutput(_SeenIndices):
+    inputs = {"outputs": ("enhanced",)}
+
+
+class _MetricPlugin:
+    @hookimpl
+    def register_metrics(self, register):
+        register("seen-indices", lambda config: _SeenIndices(), None, "test: records item indices")
+        register("reads-missing", lambda config: _ReadsMissingOutput(), None, "test: reads an absent output")
+
+
+def test_metrics_get_the_per_sample_tensors_they_declare_in_item_order(tiny_plugin, register_plugin, tmp_path):
+    register_plugin(_MetricPlugin(), "metric-plugin")
+    _SeenIndices.seen = []
+    summary = run_recipe(tiny_recipe(eval={"metrics": ["accuracy", "seen-indices"], "batch_size": 5}), tmp_path)
+    n = summary["metrics"]["test/items"]
+    assert n == 32 and _SeenIndices.seen == list(range(32))  # every test item once, in order
+
+
+def test_a_metric_reading_an_absent_output_is_a_clear_error(tiny_plugin, register_plugin, tmp_path):
+    register_plugin(_MetricPlugin(), "metric-plugin")
+    with pytest.raises(UserError, match="reads 'enhanced' from the adapter outputs, which has no such tensor"):
+        run_recipe(tiny_recipe(eval={"metrics": ["reads-missing"]}), tmp_path)

@@ -27,9 +27,9 @@ def env_dir(tmp_path):
     return plugins
 
 
-def write_recipe(path, **train):
+def write_recipe(path, adapter=None, **train):
     recipe = tiny_recipe(
-        adapter={"name": "lora", "r": 2},
+        adapter=adapter or {"name": "lora", "r": 2},
         protocol={"name": "save-ranks"},
         data={"train_per_class": 16},
         train={"epochs": 4, "batch_size": 8, "optimizer": "sgd", "lr": 0.05, "warmup_epochs": 1, "log_every": 1,
@@ -104,8 +104,10 @@ def test_resume_refuses_a_changed_recipe(env_dir, tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
-def test_two_process_data_parallel_matches_one_process(env_dir, tmp_path):
-    recipe = write_recipe(tmp_path / "recipe.yaml")
+@pytest.mark.parametrize("adapter", [{"name": "lora", "r": 2}, {"name": "linear-probe"}],
+                         ids=["images-every-step", "cached-features"])
+def test_two_process_data_parallel_matches_one_process(env_dir, tmp_path, adapter):
+    recipe = write_recipe(tmp_path / "recipe.yaml", adapter)
     single = run_adapt(["run", str(recipe), "--output-dir", str(tmp_path / "single")], path=env_dir)
     assert single.returncode == 0, single.stderr
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
@@ -121,3 +123,10 @@ def test_two_process_data_parallel_matches_one_process(env_dir, tmp_path):
     single_acc = json.loads((tmp_path / "single" / "summary.json").read_text())["metrics"]["test/accuracy"]
     ddp_acc = json.loads((tmp_path / "ddp" / "summary.json").read_text())["metrics"]["test/accuracy"]
     assert abs(single_acc - ddp_acc) <= 100 / 32  # at most one of 32 test images differs
+    # Evaluation is shared: each process encodes its half of the 32 test images, and both report the
+    # metrics of all of them.
+    single_eval = json.loads((tmp_path / "single" / "rank0-eval.json").read_text())
+    evals = [json.loads((tmp_path / "ddp" / f"rank{r}-eval.json").read_text()) for r in (0, 1)]
+    assert single_eval["items"] == 32
+    assert [e["items"] for e in evals] == [16, 16]
+    assert evals[0]["metrics"] == evals[1]["metrics"]

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .config import TrainConfig
 from .data import Split, collate
 from .errors import NonFiniteLossError, UserError
+from .metrics import Metric
 from .rundir import atomic_write_dir
 
 if TYPE_CHECKING:
@@ -154,16 +155,26 @@ class Run:
         prefix = prefix or split
         dataset = self._features_or_images(split, augment=False)
         metrics = [section.build() for section in self.recipe.metrics]
+        inputs = [getattr(metric, "inputs", Metric.inputs) for metric in metrics]
+        output_keys = sorted({k for wanted in inputs for k in wanted.get("outputs", ())})
+        batch_keys = sorted({k for wanted in inputs for k in wanted.get("batch", ())})
         self.adapter.eval()
-        loader = self._loader(dataset, self.recipe.eval.batch_size, shuffle=False, shard=False)
-        with torch.no_grad():
-            for batch in tqdm(loader, desc=f"eval {prefix}", disable=not self.is_main, leave=False):
-                self.skipped_images += int(batch.pop("skipped", 0))
-                if "label" not in batch:
-                    continue
-                batch = to_device(batch, self.accelerator.device)
-                with self.accelerator.autocast():
-                    outputs = self.adapter(batch)
+
+        def per_sample(batch: dict) -> dict[str, torch.Tensor]:
+            batch = to_device(batch, self.accelerator.device)
+            with self.accelerator.autocast():
+                outputs = self.adapter(batch)
+            return {"index": batch["index"],
+                    **{f"outputs.{k}": _detached(outputs, k, "adapter outputs") for k in output_keys},
+                    **{f"batch.{k}": _detached(batch, k, "batch") for k in batch_keys}}
+
+        gathered = self._sharded_pass(dataset, per_sample, f"eval {prefix}")
+        if gathered:
+            size = self.recipe.eval.batch_size
+            for start in range(0, len(gathered["index"]), size):
+                chunk = {k: v[start : start + size] for k, v in gathered.items()}
+                outputs = {k[len("outputs."):]: v for k, v in chunk.items() if k.startswith("outputs.")}
+                batch = {k[len("batch."):]: v for k, v in chunk.items() if k.startswith("batch.")}
                 for metric in metrics:
                     metric.update(outputs, batch)
         results = {f"{prefix}/{k}": float(v) for metric in metrics for k, v in metric.compute().items()}
@@ -188,20 +199,45 @@ class Run:
         cache = self.__dict__.setdefault("_feature_cache", {})
         key = (split, id(self.bundle.splits.get(split)))
         if key not in cache:
-            features, labels, indices = [], [], []
-            loader = self._loader(dataset, self.recipe.eval.batch_size, shuffle=False, shard=False)
             backbone = self.adapter.backbone
-            with torch.no_grad():
-                for batch in tqdm(loader, desc=f"features {split}", disable=not self.is_main, leave=False):
-                    self.skipped_images += int(batch.pop("skipped", 0))
-                    if "label" not in batch:
-                        continue
-                    with self.accelerator.autocast():
-                        features.append(backbone.encode_image(batch["image"].to(self.accelerator.device)).float())
-                    labels.append(batch["label"])
-                    indices.append(batch["index"])
-            cache[key] = FeatureSplit(torch.cat(features).cpu(), torch.cat(labels), torch.cat(indices))
+
+            def encode(batch: dict) -> dict[str, torch.Tensor]:
+                with self.accelerator.autocast():
+                    features = backbone.encode_image(batch["image"].to(self.accelerator.device)).float()
+                return {"features": features.cpu(), "label": batch["label"], "index": batch["index"]}
+
+            gathered = self._sharded_pass(dataset, encode, f"features {split}")
+            if not gathered:
+                raise UserError(f"split {split!r} has no readable image; check data.root and data.on_bad_image")
+            cache[key] = FeatureSplit(gathered["features"], gathered["label"], gathered["index"])
         return cache[key]
+
+    def _sharded_pass(self, dataset, per_batch, desc: str) -> dict[str, torch.Tensor]:
+        """``per_batch(batch)`` over this process's share of ``dataset``, gathered from every process.
+
+        ``per_batch`` returns per-sample tensors including ``"index"``. The result holds them for every
+        item (on the CPU) sorted by ``index``, so every process gets what a single process would. Empty
+        when nothing was readable.
+        """
+        loader = self._loader(dataset, self.recipe.eval.batch_size, shuffle=False, shard=True)
+        parts, skipped = [], 0
+        with torch.no_grad():
+            for batch in tqdm(loader, desc=desc, disable=not self.is_main, leave=False):
+                skipped += int(batch.pop("skipped", 0))
+                if "label" in batch:  # else every image of the batch was unreadable and skipped
+                    parts.append({k: v.detach().cpu() for k, v in per_batch(batch).items()})
+        local = {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            shards = [shard for shard in gather_object([local]) if shard]
+            local = {k: torch.cat([shard[k] for shard in shards]) for k in shards[0]} if shards else {}
+            skipped = sum(gather_object([skipped]))
+        self.skipped_images += skipped
+        if not local:
+            return {}
+        order = torch.argsort(local["index"])
+        return {k: v[order] for k, v in local.items()}
 
     def _loader(self, dataset, batch_size: int, shuffle: bool, epoch_seed=None, shard: bool = True) -> DataLoader:
         state = self.accelerator.state
@@ -295,6 +331,13 @@ def latest_checkpoint(run_dir: RunDir) -> Any:
 
 
 # -- pieces ---------------------------------------------------------------------------------------
+def _detached(mapping: dict, key: str, where: str) -> torch.Tensor:
+    if key not in mapping or not isinstance(mapping[key], torch.Tensor):
+        raise UserError(f"a metric of this recipe reads {key!r} from the {where}, which has no such tensor "
+                        f"(keys: {', '.join(sorted(mapping))}); check eval.metrics against the adapter")
+    return mapping[key].detach()
+
+
 class FeatureSplit(torch.utils.data.Dataset):
     """Precomputed frozen image features with their labels, standing in for an image split."""
 

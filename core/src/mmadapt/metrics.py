@@ -2,8 +2,13 @@
 
 Every metric has ``update(outputs, batch)`` (``outputs["logits"]`` of shape (B, C), ``batch["label"]``:
 class ids (B,) or multi-hot targets (B, C)), ``compute() -> {key: float}`` and ``reset()``. A metric
-that saw no usable samples reports NaN. In multi-process runs every process evaluates the whole split,
-so metrics never communicate themselves.
+that saw no usable samples reports NaN.
+
+``Metric.inputs`` names the per-sample tensors (first dimension = batch) a metric reads from the
+adapter's outputs and from the batch. In multi-process runs each process evaluates its share of the
+split; the engine gathers exactly these tensors from every process, in item order, and feeds them to
+every process's metrics, so metrics never communicate themselves and every process computes the same
+values.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ def average_precision(scores: torch.Tensor, targets: torch.Tensor) -> float:
 
 class Metric:
     """Base class: subclasses set their state in ``reset`` and read it in ``compute``."""
+
+    #: Per-sample tensors ``update`` reads: keys of the adapter's outputs and keys of the batch.
+    inputs: dict[str, tuple[str, ...]] = {"outputs": ("logits",), "batch": ("label",)}
 
     def __init__(self) -> None:
         self.reset()
