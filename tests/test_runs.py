@@ -43,3 +43,13 @@ def test_seeds_report_mean_and_std(tiny_plugin, tmp_path):
     assert set(summary["mean"]) == set(summary["std"]) == {"test/accuracy"}
     assert (tmp_path / "run" / "seed1" / "summary.json").is_file()
     assert (tmp_path / "run" / "seed2" / "summary.json").is_file()
+
+
+def test_runs_with_different_precisions_in_one_process(tiny_plugin, tmp_path):
+    train = {"epochs": 2, "optimizer": "adamw", "lr": 0.05}
+    probe = {"adapter": {"name": "linear-probe"}, "protocol": {"name": "standard"}}
+    fp32 = run_recipe(tiny_recipe(**probe, train={**train, "precision": "fp32"}), tmp_path / "fp32")
+    bf16 = run_recipe(tiny_recipe(**probe, train={**train, "precision": "bf16"}), tmp_path / "bf16")
+    again = run_recipe(tiny_recipe(**probe, train={**train, "precision": "fp32"}), tmp_path / "again")
+    assert fp32["steps"] == bf16["steps"] == again["steps"] > 0
+    assert again["metrics"] == fp32["metrics"]

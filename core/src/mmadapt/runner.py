@@ -106,7 +106,19 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
 
     # Accelerate sets up multi-process CPU training (gloo) only when told the run is CPU-only.
     cpu_only = not (torch.cuda.is_available() or torch.backends.mps.is_available())
-    accelerator = Accelerator(mixed_precision=_mixed_precision(recipe.train.precision), cpu=cpu_only)
+    mixed_precision = _mixed_precision(recipe.train.precision)
+    try:
+        accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu_only)
+    except ValueError as error:
+        if "already been initialized" not in str(error):
+            raise
+        # Accelerate keeps one precision per process; a later run in the same process (a notebook,
+        # a test session) with another train.precision starts its state afresh. The process group,
+        # held by PartialState, is kept.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state()
+        accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu_only)
     seed_everything(recipe.seed, "setup")
     backbone = recipe.backbone.build()
     bundle = recipe.data.build()
