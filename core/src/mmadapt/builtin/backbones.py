@@ -5,8 +5,13 @@ Importing this module is cheap: torch, open_clip and timm are imported by the fa
 
 from __future__ import annotations
 
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 from omegaconf import MISSING
 
@@ -14,6 +19,43 @@ from mmadapt.hookspecs import hookimpl
 
 #: Modules whose exceptions mean "could not fetch from the network or the download cache".
 _DOWNLOAD_ERROR_MODULES = ("huggingface_hub", "httpx", "requests", "urllib3")
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+def hub_reachable(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the Hub endpoint opens within ``timeout`` seconds.
+
+    Behind a proxy the direct connection says nothing, so the Hub is then assumed reachable.
+    """
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return True
+    url = urlparse(endpoint)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def hub_offline_when_unreachable() -> Iterator[bool]:
+    """Download from the Hugging Face Hub only if it can be reached; yields whether it can.
+
+    Without a network huggingface_hub retries for about a minute before it gives up, even for files
+    it has cached. When the Hub does not answer within a few seconds, this switches it to offline mode
+    for the duration: cached files load at once and missing ones fail at once.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or hub_reachable(constants.ENDPOINT):
+        yield True
+        return
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield False
+    finally:
+        constants.HF_HUB_OFFLINE = False
 
 
 @dataclass
@@ -97,12 +139,16 @@ def download_failure(exc: BaseException) -> BaseException | None:
     return found
 
 
-def offline_help(what: str, reason: BaseException, local_key: str | None) -> str:
+def offline_help(what: str, reason: BaseException, local_key: str | None, hub_reached: bool = True) -> str:
     """A message for files that could not be downloaded, with the ways to run offline.
 
     ``local_key`` is the recipe key that loads a local checkpoint instead, if there is one.
     """
     detail = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+    if not hub_reached:
+        from huggingface_hub import constants
+
+        detail = f"the Hugging Face Hub cannot be reached ({constants.ENDPOINT}) and the files are not cached"
     local = f"  - load a local checkpoint file instead: {local_key}=/path/to/checkpoint, or\n" if local_key else ""
     return (
         f"cannot get {what}: {detail}\n"

@@ -17,7 +17,7 @@ from torch import nn
 from mmadapt.backbone import Backbone, Prefix, Preprocessing, VisionBlock, multi_head_attention
 from mmadapt.errors import UserError
 
-from .backbones import OpenClipConfig, download_failure, offline_help
+from .backbones import OpenClipConfig, download_failure, hub_offline_when_unreachable, offline_help
 
 #: Maps a list of texts to token ids ``(n, context_length)``; open_clip's tokenizers are such callables.
 Tokenizer = Callable[[list[str]], torch.Tensor]
@@ -348,10 +348,11 @@ def _create_model(config: OpenClipConfig, pretrained: str | None, tag_cfg: dict[
 
 def _fetch(load: Callable[[], Any], what: str, local_key: str | None) -> Any:
     """Run ``load``; a download or cache miss becomes a ``UserError`` that says how to work offline."""
-    try:
-        return load()
-    except Exception as exc:
-        reason = download_failure(exc)
-        if reason is None:
-            raise
-        raise UserError("openclip: " + offline_help(what, reason, local_key)) from exc
+    with hub_offline_when_unreachable() as hub_reached:
+        try:
+            return load()
+        except Exception as exc:
+            reason = download_failure(exc)
+            if reason is None:
+                raise
+            raise UserError("openclip: " + offline_help(what, reason, local_key, hub_reached)) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from contextlib import nullcontext
 
 import timm
 import torch
@@ -15,7 +16,7 @@ from torch import nn
 from mmadapt.backbone import Backbone, Prefix, Preprocessing, VisionBlock, multi_head_attention
 from mmadapt.errors import UserError
 
-from .backbones import TimmConfig, download_failure, offline_help
+from .backbones import TimmConfig, download_failure, hub_offline_when_unreachable, offline_help
 
 
 class TimmBackbone(Backbone):
@@ -44,15 +45,15 @@ class TimmBackbone(Backbone):
         if config.img_size is not None:
             kwargs["img_size"] = config.img_size
         download = config.checkpoint_path is None and config.pretrained is not False
-        try:
-            model = timm.create_model(arch, pretrained=download, **kwargs)
-        except Exception as exc:
-            reason = download_failure(exc) if download else None
-            if reason is None:
-                raise
-            raise UserError(
-                "timm: " + offline_help(f"the pretrained weights of {arch!r}", reason, "backbone.checkpoint_path")
-            ) from exc
+        with hub_offline_when_unreachable() if download else nullcontext(True) as hub_reached:
+            try:
+                model = timm.create_model(arch, pretrained=download, **kwargs)
+            except Exception as exc:
+                reason = download_failure(exc) if download else None
+                if reason is None:
+                    raise
+                raise UserError("timm: " + offline_help(f"the pretrained weights of {arch!r}", reason,
+                                                        "backbone.checkpoint_path", hub_reached)) from exc
         if not isinstance(model, VisionTransformer):
             raise UserError(
                 f"timm: {arch!r} is a {type(model).__name__}; the timm backbone supports ViTs "
