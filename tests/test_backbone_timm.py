@@ -145,22 +145,11 @@ def test_offline_pretrained_explains_how_to_fix(tmp_path, monkeypatch: pytest.Mo
     assert "backbone.checkpoint_path=/path/to/checkpoint" in message and "HF_HUB_CACHE" in message
 
 
-def test_unreachable_hub_fails_at_once(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
-
-    import huggingface_hub.constants
-
-    def no_network(*args, **kwargs):
-        raise socket.gaierror(-2, "Name or service not known")
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(proxy, raising=False)
-    monkeypatch.setattr(socket, "create_connection", no_network)
+def test_unreachable_hub_fails_at_once(tmp_path, unreachable_hub) -> None:
     config = TimmConfig(arch="vit_tiny_patch16_224.augreg_in21k", pretrained=True, cache_dir=str(tmp_path))
     with pytest.raises(UserError, match="the Hugging Face Hub cannot be reached .* and the files are not cached"):
         TimmBackbone.from_config(config)
-    assert huggingface_hub.constants.HF_HUB_OFFLINE is False
+    assert unreachable_hub.HF_HUB_OFFLINE is False
 
 
 def test_user_errors_name_the_fix() -> None:
