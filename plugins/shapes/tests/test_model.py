@@ -1,12 +1,14 @@
 """shapes-clip model, pretraining loop and evaluation (tiny runs)."""
 
 import json
+import math
 
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
+from mmadapt.plots import matplotlib_available  # noqa: E402
 from mmadapt_shapes import model as shapes_model  # noqa: E402
 from mmadapt_shapes.evaluate import evaluate  # noqa: E402
 from mmadapt_shapes.pairs import pretrain_batch  # noqa: E402
@@ -58,6 +60,10 @@ def test_pretrain_writes_weights_and_resumes(tmp_path):
     kw = dict(steps=2, batch_size=4, warmup=1, threads=1, checkpoint_every=1, progress=False)
     weights = pretrain(tmp_path, **kw)
     assert weights.is_file() and (tmp_path / "checkpoint.pt").is_file()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2]  # log_every 10: only the last step is logged
+    assert math.isfinite(records[0]["loss"]) and records[0]["lr/all"] > 0
+    assert (tmp_path / "curves.png").is_file() == matplotlib_available()
     assert json.loads((tmp_path / "settings.json").read_text())["steps"] == 2
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 2

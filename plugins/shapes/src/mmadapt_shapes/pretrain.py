@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mmadapt.plots import matplotlib_available, write_training_curves
+
 from .model import count_parameters, create_model, encode_text_trimmed, get_tokenizer, images_to_tensor
 from .pairs import pretrain_batch
 from .world import SHAPES
@@ -34,6 +36,7 @@ CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.safetensors"
 SETTINGS = "settings.json"
 LOG = "train.log"
+METRICS = "metrics.jsonl"
 
 #: Settings that change the result; a resumed run must match the checkpoint on all of them.
 _SCHEDULE_KEYS = ("steps", "batch_size", "lr", "seed", "warmup", "weight_decay", "image_size", "shape_loss")
@@ -118,8 +121,9 @@ def pretrain(
     """Pretrain ``shapes-clip`` and return the path of the final ``weights.safetensors``.
 
     ``out_dir`` receives ``checkpoint.pt`` (model, optimiser, step; rewritten atomically every
-    ``checkpoint_every`` steps), ``train.log``, and at the end ``weights.safetensors`` and
-    ``settings.json``. With ``resume`` an existing checkpoint is continued. ``threads`` sets
+    ``checkpoint_every`` steps), ``train.log`` and ``metrics.jsonl`` (one record per ``log_every``
+    steps), and at the end ``weights.safetensors``, ``settings.json`` and, with matplotlib installed,
+    ``curves.png``. With ``resume`` an existing checkpoint is continued. ``threads`` sets
     ``torch.set_num_threads``; ``export_to`` also copies the final weights there.
     """
     import torch
@@ -157,7 +161,7 @@ def pretrain(
         optimizer.load_state_dict(ckpt["optimizer"])
         start = int(ckpt["step"])
 
-    with open(out / LOG, "a", encoding="utf-8") as log:
+    with open(out / LOG, "a", encoding="utf-8") as log, open(out / METRICS, "a", encoding="utf-8") as metrics:
         n_params = count_parameters(model)
         log.write(f"# start step={start} device={dev} threads={torch.get_num_threads()} params={n_params} "
                   f"settings={json.dumps(asdict(settings))}\n")
@@ -211,6 +215,11 @@ def pretrain(
                           f"scale {model.logit_scale.exp().item():.1f} s/step {sps:.3f} "
                           f"eta_min {(steps - done) * sps / 60:.1f}\n")
                 log.flush()
+                # The run directory's record format, so mmadapt.plots draws the curves like a run's.
+                metrics.write(json.dumps({"stage": "pretrain", "step": done, "loss": loss.item(),
+                                          "clip_loss": clip_loss.item(), "shape_loss": aux_loss.item(),
+                                          "batch_accuracy": acc, "lr/all": lr_now}) + "\n")
+                metrics.flush()
                 bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}")
             if done % checkpoint_every == 0 or done == steps:
                 checkpoint(done)
@@ -224,6 +233,8 @@ def pretrain(
         save_weights(model, Path(export_to))
     with open(out / LOG, "a", encoding="utf-8") as log:
         log.write(f"# done: {weights}\n")
+    if matplotlib_available():
+        write_training_curves(out)
     return weights
 
 
