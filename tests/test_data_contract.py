@@ -99,8 +99,10 @@ def test_select_classes_restricts_task_and_knowledge():
 # -- bad images and collate -------------------------------------------------------------------------
 
 
-def test_error_mode_raises_and_skip_mode_returns_none():
-    assert ColorSplit([0, 1], 2, bad=[1], on_bad_image="skip")[1] is None
+def test_error_mode_raises_and_skip_mode_names_the_item():
+    assert ColorSplit([0, 1], 2, bad=[1], on_bad_image="skip")[1] == {"skipped_key": "ColorSplit[1]"}
+    view = ColorSplit([0, 1, 0], 2, bad=[2], on_bad_image="skip").subset([2, 0])
+    assert view[0] == {"skipped_key": "ColorSplit[2]"}  # named in the split that loads it, not the view
     with pytest.raises(BadImageError, match="item 1"):
         ColorSplit([0, 1], 2, bad=[1])[1]
 
@@ -112,7 +114,9 @@ def test_collate_counts_skipped_items_through_a_dataloader():
     images = [batch for batch in batches if "image" in batch]
     assert sum(len(batch["image"]) for batch in images) == 3
     assert torch.cat([batch["index"] for batch in images]).tolist() == [0, 2, 3]
-    assert batches[-1] == {"skipped": 1}  # an all-skipped batch holds only the count
+    assert [batch["skipped_keys"] for batch in batches] == [["ColorSplit[1]"], [], ["ColorSplit[4]"]]
+    assert batches[-1] == {"skipped": 1, "skipped_keys": ["ColorSplit[4]"]}  # nothing else when all are skipped
+    assert collate([None, split[0]])["skipped"] == 1  # a dataset may also return None: counted, unnamed
 
 
 # -- few-shot ---------------------------------------------------------------------------------------

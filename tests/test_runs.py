@@ -53,3 +53,27 @@ def test_runs_with_different_precisions_in_one_process(tiny_plugin, tmp_path):
     again = run_recipe(tiny_recipe(**probe, train={**train, "precision": "fp32"}), tmp_path / "again")
     assert fp32["steps"] == bf16["steps"] == again["steps"] > 0
     assert again["metrics"] == fp32["metrics"]
+
+
+def test_each_unreadable_image_counts_once_in_the_summary(tiny_plugin, tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "data"
+    for split, n in (("train", 6), ("test", 3)):
+        for name, colour in (("red", (220, 30, 30)), ("blue", (30, 40, 220))):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (32, 32), colour).save(root / split / name / f"{i}.png")
+    (root / "train" / "red" / "0.png").write_bytes(b"not a png")
+    (root / "train" / "blue" / "5.png").write_bytes(b"")
+    (root / "test" / "red" / "2.png").write_bytes(b"\x89PNG truncated")
+    recipe = tiny_recipe(
+        data={"name": "imagefolder", "root": str(root), "on_bad_image": "skip", "augment": "crop-flip"},
+        adapter={"name": "linear-probe"}, protocol={"name": "standard"},
+        train={"epochs": 5, "batch_size": 4, "optimizer": "adamw", "lr": 0.05},
+    )
+    summary = run_recipe(recipe, tmp_path / "runs")
+    # With augmentation the images are loaded every epoch: 5 epochs meet the two bad training images
+    # again and again (and training and evaluation both meet them); each counts once.
+    assert summary["skipped_images"] == 3
+    assert summary["steps"] > 0

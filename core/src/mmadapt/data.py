@@ -147,18 +147,27 @@ class Split(Dataset):
         item["label"] = self.labels[i]
         return item
 
-    def __getitem__(self, i: int) -> dict[str, Any] | None:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         try:
             item = self.load(i)
         except BadImageError:
             if self.on_bad_image == "skip":
-                return None  # counted by collate()
+                return {SKIPPED_KEY: self._item_key(i)}  # dropped, counted and named by collate()
             raise
         transform = self.transform or _to_tensor
         out = {key: transform(value) if isinstance(value, Image.Image) else value for key, value in item.items()}
         out["label"] = self.label_tensor(self.labels[i])
         out["index"] = i
         return out
+
+    def _item_key(self, i: int) -> str:
+        """A name of item ``i`` that is the same in every view of the data and in every process."""
+        source, (index,) = self._source_indices([i])
+        return source._own_key(index)
+
+    def _own_key(self, index: int) -> str:
+        # Splits that are not files name an item by its position; FileSplit names it by its path.
+        return f"{type(self).__name__}[{index}]"
 
     def label_tensor(self, label: Label) -> torch.Tensor:
         """A long class id, or a float multi-hot vector of ``n_classes`` for multi-label data."""
@@ -250,20 +259,32 @@ class FileSplit(Split):
     def _load(self, i: int) -> dict[str, Any]:
         return {"image": open_image(self.paths[i])}
 
+    def _own_key(self, index: int) -> str:
+        return self.paths[index]
+
 
 # -- batches ----------------------------------------------------------------------------------------
 
 
-def collate(items: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
-    """Stack items into a batch, dropping ``None`` (skipped bad images) and counting them.
+#: The only key of what a split returns for an unreadable item in skip mode: the item's name (its
+#: file path, or its position in the split that loads it).
+SKIPPED_KEY = "skipped_key"
 
-    The batch holds ``"skipped"``: the number of dropped items. The count travels with the batch, so
-    it survives DataLoader worker processes; the engine sums it into the run summary. A batch whose
-    items were all skipped holds only ``"skipped"``, and the engine must not feed it to the model.
+
+def collate(items: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """Stack items into a batch, dropping skipped bad images (``{SKIPPED_KEY: name}`` or ``None``).
+
+    The batch holds ``"skipped"``, the number of dropped items, and ``"skipped_keys"``, the names of
+    those that carry one. Both travel with the batch, so they survive DataLoader worker processes;
+    the engine counts each unreadable item once in the run summary, however often it is met. A batch
+    whose items were all skipped holds only these two keys, and the engine must not feed it to the
+    model.
     """
-    kept = [item for item in items if item is not None]
+    skipped = [item for item in items if item is None or SKIPPED_KEY in item]
+    kept = [item for item in items if item is not None and SKIPPED_KEY not in item]
     batch = default_collate(kept) if kept else {}
-    batch["skipped"] = len(items) - len(kept)
+    batch["skipped"] = len(skipped)
+    batch["skipped_keys"] = [item[SKIPPED_KEY] for item in skipped if item is not None]
     return batch
 
 

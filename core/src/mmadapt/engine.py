@@ -52,6 +52,11 @@ class Run:
     steps: int = 0
     skipped_images: int = 0
 
+    def __post_init__(self) -> None:
+        # Names of the unreadable items met so far, and the drops of items that carry no name.
+        self._skipped_keys: set[str] = set()
+        self._skipped_unnamed = 0
+
     @property
     def is_main(self) -> bool:
         """Whether this process writes files and shows progress."""
@@ -113,7 +118,7 @@ class Run:
         model.train()
         micro = 0
         for batch in loader:
-            self.skipped_images += int(batch.pop("skipped", 0))
+            self._note_skipped(batch)
             if "label" not in batch:  # every image of the batch was unreadable and skipped
                 continue
             batch = to_device(batch, self.accelerator.device)
@@ -212,6 +217,25 @@ class Run:
             cache[key] = FeatureSplit(gathered["features"], gathered["label"], gathered["index"])
         return cache[key]
 
+    def _note_skipped(self, batch: dict) -> None:
+        """Record the unreadable items a batch dropped: each once, however often it is met."""
+        keys = batch.pop("skipped_keys", [])
+        self._skipped_keys.update(keys)
+        # Items of a dataset whose __getitem__ returns None cannot be told apart; each drop counts.
+        self._skipped_unnamed += int(batch.pop("skipped", 0)) - len(keys)
+        self.skipped_images = len(self._skipped_keys) + self._skipped_unnamed
+
+    def _merge_skipped(self) -> None:
+        """Unite every process's record of unreadable items (collective: every process calls it)."""
+        if self.accelerator.num_processes == 1:
+            return
+        from accelerate.utils import gather_object
+
+        records = gather_object([(self._skipped_keys, self._skipped_unnamed)])
+        self._skipped_keys = set().union(*(keys for keys, _ in records))
+        self._skipped_unnamed = sum(unnamed for _, unnamed in records)
+        self.skipped_images = len(self._skipped_keys) + self._skipped_unnamed
+
     def _sharded_pass(self, dataset, per_batch, desc: str) -> dict[str, torch.Tensor]:
         """``per_batch(batch)`` over this process's share of ``dataset``, gathered from every process.
 
@@ -220,10 +244,10 @@ class Run:
         when nothing was readable.
         """
         loader = self._loader(dataset, self.recipe.eval.batch_size, shuffle=False, shard=True)
-        parts, skipped = [], 0
+        parts = []
         with torch.no_grad():
             for batch in tqdm(loader, desc=desc, disable=not self.is_main, leave=False):
-                skipped += int(batch.pop("skipped", 0))
+                self._note_skipped(batch)
                 if "label" in batch:  # else every image of the batch was unreadable and skipped
                     parts.append({k: v.detach().cpu() for k, v in per_batch(batch).items()})
         local = {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
@@ -232,8 +256,7 @@ class Run:
 
             shards = [shard for shard in gather_object([local]) if shard]
             local = {k: torch.cat([shard[k] for shard in shards]) for k in shards[0]} if shards else {}
-            skipped = sum(gather_object([skipped]))
-        self.skipped_images += skipped
+        self._merge_skipped()
         if not local:
             return {}
         order = torch.argsort(local["index"])
@@ -258,6 +281,7 @@ class Run:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _save(self, stage: str, epoch: int, optimizer, scheduler) -> None:
+        self._merge_skipped()
         self.accelerator.wait_for_everyone()
         if not self.is_main:
             return
@@ -268,6 +292,8 @@ class Run:
             "scheduler": scheduler.state_dict(),
             "steps": self.steps,
             "skipped_images": self.skipped_images,
+            "skipped_keys": sorted(self._skipped_keys),
+            "skipped_unnamed": self._skipped_unnamed,
         }
 
         def write(folder):
@@ -297,7 +323,9 @@ class Run:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         self.steps = int(state["steps"])
-        self.skipped_images = int(state["skipped_images"])
+        self._skipped_keys = set(state.get("skipped_keys", []))
+        self._skipped_unnamed = int(state.get("skipped_unnamed", state["skipped_images"]))
+        self.skipped_images = len(self._skipped_keys) + self._skipped_unnamed
         if self.is_main:
             self.run_dir.log({"resumed": stage, "epoch": epoch, "step": self.steps})
         return epoch + 1

@@ -233,6 +233,7 @@ def make_batch(split: Split, backbone: Backbone, size: int = 16) -> dict[str, An
     view = split.with_transform(test_transform)
     batch = collate([view[i] for i in range(min(size, len(view)))])
     batch.pop("skipped")
+    batch.pop("skipped_keys")
     return batch
 
 
