@@ -47,6 +47,32 @@ def build_save_ranks(config):
     return SaveRanks(config)
 
 
+class ItemOrder:
+    """100 when evaluation fed every item exactly once, in item order; 0 otherwise."""
+
+    inputs = {"outputs": ("logits",), "batch": ("label", "index")}
+
+    def reset(self):
+        self.seen = []
+
+    def update(self, outputs, batch):
+        self.seen += batch["index"].tolist()
+
+    def compute(self):
+        return {"in_order": 100.0 if self.seen == list(range(len(self.seen))) else 0.0}
+
+
+def build_item_order(config):
+    metric = ItemOrder()
+    metric.reset()
+    return metric
+
+
+@hookimpl
+def register_metrics(register):
+    register("item-order", build_item_order, None, "test: were the items fed once each, in order")
+
+
 @hookimpl
 def register_protocols(register):
     register("save-ranks", build_save_ranks, SaveRanksConfig, "train, save each rank's weights, evaluate")

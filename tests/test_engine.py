@@ -98,3 +98,32 @@ def test_cached_image_features_reproduce_the_image_path(tiny_plugin, plugin_mana
             from_images = run.adapter({"image": images[i]["image"][None]})["logits"]
             torch.testing.assert_close(from_cache, from_images, atol=1e-5, rtol=1e-5)
             assert int(cached[i]["label"]) == int(images[i]["label"])
+
+
+def test_merging_skipped_images_over_processes_is_repeatable(tiny_plugin, plugin_manager, tmp_path, monkeypatch):
+    """Merges happen at every checkpoint and evaluation; repeating one must not count anything twice."""
+    import types
+
+    import accelerate.utils
+    from mmadapt.recipe import validate_recipe
+    from mmadapt.rundir import RunDir
+    from mmadapt.runner import build_run
+    from omegaconf import OmegaConf
+
+    recipe = validate_recipe(OmegaConf.create(tiny_recipe()), "tiny.yaml", [], registry=plugin_manager.registry)
+    run, _ = build_run(recipe, RunDir.create("tiny", tmp_path), plugin_manager)
+    other_process = [({"b.png", "c.png"}, 1)]  # the other process's names and its new unnamed drops
+
+    def gather_object(mine):
+        gathered = mine + other_process
+        other_process[:] = [(other_process[0][0], 0)]  # after a merge the other process has nothing new
+        return gathered
+
+    monkeypatch.setattr(accelerate.utils, "gather_object", gather_object)
+    run.accelerator = types.SimpleNamespace(num_processes=2)
+    run._note_skipped({"skipped": 3, "skipped_keys": ["a.png", "b.png"]})  # one drop without a name
+    run._note_skipped({"skipped": 1, "skipped_keys": ["a.png"]})  # met again: still one file
+    assert run.skipped_images == 3  # a, b + 1 unnamed
+    for _ in range(4):
+        run._merge_skipped()
+        assert run.skipped_images == 5  # a, b, c + 1 unnamed here + 1 unnamed there

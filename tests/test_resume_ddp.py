@@ -34,6 +34,7 @@ def write_recipe(path, adapter=None, **train):
         data={"train_per_class": 16},
         train={"epochs": 4, "batch_size": 8, "optimizer": "sgd", "lr": 0.05, "warmup_epochs": 1, "log_every": 1,
                **train},
+        eval={"metrics": ["accuracy", "item-order"], "batch_size": 5},
     )
     OmegaConf.save(OmegaConf.create(recipe), path)
     return path
@@ -123,10 +124,12 @@ def test_two_process_data_parallel_matches_one_process(env_dir, tmp_path, adapte
     single_acc = json.loads((tmp_path / "single" / "summary.json").read_text())["metrics"]["test/accuracy"]
     ddp_acc = json.loads((tmp_path / "ddp" / "summary.json").read_text())["metrics"]["test/accuracy"]
     assert abs(single_acc - ddp_acc) <= 100 / 32  # at most one of 32 test images differs
-    # Evaluation is shared: each process encodes its half of the 32 test images, and both report the
+    # Evaluation is shared: each process encodes its share of the 32 test images, and both report the
     # metrics of all of them.
     single_eval = json.loads((tmp_path / "single" / "rank0-eval.json").read_text())
     evals = [json.loads((tmp_path / "ddp" / f"rank{r}-eval.json").read_text()) for r in (0, 1)]
     assert single_eval["items"] == 32
-    assert [e["items"] for e in evals] == [16, 16]
+    # Each global batch of 5 is split round-robin (3 + 2), so the ranks' shares are 19 and 13.
+    assert [e["items"] for e in evals] == [19, 13]
     assert evals[0]["metrics"] == evals[1]["metrics"]
+    assert evals[0]["metrics"]["test/in_order"] == 100.0  # the gathered items reach the metrics in order

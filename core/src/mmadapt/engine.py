@@ -53,9 +53,11 @@ class Run:
     skipped_images: int = 0
 
     def __post_init__(self) -> None:
-        # Names of the unreadable items met so far, and the drops of items that carry no name.
+        # Names of the unreadable items met so far; drops of items without a name, merged over the
+        # processes, and new in this process since the last merge.
         self._skipped_keys: set[str] = set()
         self._skipped_unnamed = 0
+        self._skipped_unnamed_new = 0
 
     @property
     def is_main(self) -> bool:
@@ -169,19 +171,23 @@ class Run:
             batch = to_device(batch, self.accelerator.device)
             with self.accelerator.autocast():
                 outputs = self.adapter(batch)
+            size = len(batch["index"])
             return {"index": batch["index"],
-                    **{f"outputs.{k}": _detached(outputs, k, "adapter outputs") for k in output_keys},
-                    **{f"batch.{k}": _detached(batch, k, "batch") for k in batch_keys}}
+                    **{f"outputs.{k}": _per_sample(outputs, k, "adapter outputs", size) for k in output_keys},
+                    **{f"batch.{k}": _per_sample(batch, k, "batch", size) for k in batch_keys}}
 
-        gathered = self._sharded_pass(dataset, per_sample, f"eval {prefix}")
-        if gathered:
-            size = self.recipe.eval.batch_size
-            for start in range(0, len(gathered["index"]), size):
-                chunk = {k: v[start : start + size] for k, v in gathered.items()}
-                outputs = {k[len("outputs."):]: v for k, v in chunk.items() if k.startswith("outputs.")}
-                batch = {k[len("batch."):]: v for k, v in chunk.items() if k.startswith("batch.")}
-                for metric in metrics:
-                    metric.update(outputs, batch)
+        def feed(chunk: dict[str, torch.Tensor]) -> None:
+            outputs = {k[len("outputs."):]: v for k, v in chunk.items() if k.startswith("outputs.")}
+            batch = {k[len("batch."):]: v for k, v in chunk.items() if k.startswith("batch.")}
+            for metric in metrics:
+                metric.update(outputs, batch)
+
+        # One process feeds the metrics batch by batch; several gather the whole split first.
+        stream = feed if self.accelerator.num_processes == 1 else None
+        gathered = self._sharded_pass(dataset, per_sample, f"eval {prefix}", stream=stream)
+        size = self.recipe.eval.batch_size
+        for start in range(0, len(gathered.get("index", ())), size):
+            feed({k: v[start : start + size] for k, v in gathered.items()})
         results = {f"{prefix}/{k}": float(v) for metric in metrics for k, v in metric.compute().items()}
         if self.is_main:
             self.run_dir.log({"eval": prefix, "step": self.steps, **results})
@@ -222,34 +228,48 @@ class Run:
         keys = batch.pop("skipped_keys", [])
         self._skipped_keys.update(keys)
         # Items of a dataset whose __getitem__ returns None cannot be told apart; each drop counts.
-        self._skipped_unnamed += int(batch.pop("skipped", 0)) - len(keys)
-        self.skipped_images = len(self._skipped_keys) + self._skipped_unnamed
+        self._skipped_unnamed_new += int(batch.pop("skipped", 0)) - len(keys)
+        self._count_skipped()
 
     def _merge_skipped(self) -> None:
-        """Unite every process's record of unreadable items (collective: every process calls it)."""
-        if self.accelerator.num_processes == 1:
-            return
-        from accelerate.utils import gather_object
+        """Unite every process's record of unreadable items (collective: every process calls it).
 
-        records = gather_object([(self._skipped_keys, self._skipped_unnamed)])
-        self._skipped_keys = set().union(*(keys for keys, _ in records))
-        self._skipped_unnamed = sum(unnamed for _, unnamed in records)
-        self.skipped_images = len(self._skipped_keys) + self._skipped_unnamed
+        Names are united (repeatable); unnamed drops since the last merge are summed once and cleared.
+        """
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import gather_object
 
-    def _sharded_pass(self, dataset, per_batch, desc: str) -> dict[str, torch.Tensor]:
+            records = gather_object([(self._skipped_keys, self._skipped_unnamed_new)])
+            self._skipped_keys = set().union(*(keys for keys, _ in records))
+            self._skipped_unnamed += sum(new for _, new in records)
+        else:
+            self._skipped_unnamed += self._skipped_unnamed_new
+        self._skipped_unnamed_new = 0
+        self._count_skipped()
+
+    def _count_skipped(self) -> None:
+        self.skipped_images = len(self._skipped_keys) + self._skipped_unnamed + self._skipped_unnamed_new
+
+    def _sharded_pass(self, dataset, per_batch, desc: str, stream=None) -> dict[str, torch.Tensor]:
         """``per_batch(batch)`` over this process's share of ``dataset``, gathered from every process.
 
         ``per_batch`` returns per-sample tensors including ``"index"``. The result holds them for every
         item (on the CPU) sorted by ``index``, so every process gets what a single process would. Empty
-        when nothing was readable.
+        when nothing was readable. With ``stream`` (one process only) each batch's result goes to
+        ``stream`` at once and nothing is kept, so memory stays at one batch.
         """
         loader = self._loader(dataset, self.recipe.eval.batch_size, shuffle=False, shard=True)
         parts = []
         with torch.no_grad():
             for batch in tqdm(loader, desc=desc, disable=not self.is_main, leave=False):
                 self._note_skipped(batch)
-                if "label" in batch:  # else every image of the batch was unreadable and skipped
-                    parts.append({k: v.detach().cpu() for k, v in per_batch(batch).items()})
+                if "label" not in batch:  # every image of the batch was unreadable and skipped
+                    continue
+                result = {k: v.detach().cpu() for k, v in per_batch(batch).items()}
+                if stream is not None:
+                    stream(result)
+                else:
+                    parts.append(result)
         local = {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
         if self.accelerator.num_processes > 1:
             from accelerate.utils import gather_object
@@ -293,7 +313,7 @@ class Run:
             "steps": self.steps,
             "skipped_images": self.skipped_images,
             "skipped_keys": sorted(self._skipped_keys),
-            "skipped_unnamed": self._skipped_unnamed,
+            "skipped_unnamed": self._skipped_unnamed,  # merged just before, on every process
         }
 
         def write(folder):
@@ -325,7 +345,8 @@ class Run:
         self.steps = int(state["steps"])
         self._skipped_keys = set(state.get("skipped_keys", []))
         self._skipped_unnamed = int(state.get("skipped_unnamed", state["skipped_images"]))
-        self.skipped_images = len(self._skipped_keys) + self._skipped_unnamed
+        self._skipped_unnamed_new = 0
+        self._count_skipped()
         if self.is_main:
             self.run_dir.log({"resumed": stage, "epoch": epoch, "step": self.steps})
         return epoch + 1
@@ -359,11 +380,17 @@ def latest_checkpoint(run_dir: RunDir) -> Any:
 
 
 # -- pieces ---------------------------------------------------------------------------------------
-def _detached(mapping: dict, key: str, where: str) -> torch.Tensor:
-    if key not in mapping or not isinstance(mapping[key], torch.Tensor):
+def _per_sample(mapping: dict, key: str, where: str, size: int) -> torch.Tensor:
+    """``mapping[key]`` if it holds one value per item of the batch; a clear error otherwise."""
+    value = mapping.get(key)
+    if not isinstance(value, torch.Tensor):
         raise UserError(f"a metric of this recipe reads {key!r} from the {where}, which has no such tensor "
                         f"(keys: {', '.join(sorted(mapping))}); check eval.metrics against the adapter")
-    return mapping[key].detach()
+    if value.dim() == 0 or value.shape[0] != size:
+        raise UserError(f"a metric of this recipe reads {key!r} from the {where} as one value per item, but "
+                        f"its shape is {tuple(value.shape)} for a batch of {size}; a metric's `inputs` may "
+                        "name only per-sample tensors")
+    return value.detach()
 
 
 class FeatureSplit(torch.utils.data.Dataset):
