@@ -94,6 +94,14 @@ def test_resume_of_a_killed_seeds_run_finishes_every_seed(env_dir, tmp_path):
     seed_folder = run_adapt(["run", "--resume", str(tmp_path / "killed" / "seed2")], path=env_dir)
     assert seed_folder.returncode == 0, seed_folder.stderr  # a seed folder is a run directory of its own
 
+    # A finished seed whose settings no longer match stops the resume before anything runs.
+    (tmp_path / "killed" / "summary.json").unlink()
+    resolved = tmp_path / "killed" / "seed1" / "resolved.yaml"
+    resolved.write_text(resolved.read_text().replace("lr: 0.05", "lr: 0.5"))
+    refused = run_adapt(["run", "--resume", str(tmp_path / "killed")], path=env_dir)
+    assert refused.returncode == 2 and "seed1: resolved.yaml no longer matches" in refused.stderr
+    assert not (tmp_path / "killed" / "summary.json").exists()
+
 
 def test_resume_refuses_a_changed_recipe(env_dir, tmp_path):
     recipe = write_recipe(tmp_path / "recipe.yaml", epochs=1)

@@ -108,7 +108,7 @@ class Split(Dataset):
     """One split of a dataset: items whose labels are known without decoding their images.
 
     Subclasses implement :meth:`_load` and nothing else; the base class adds the label, applies the
-    transform, turns bad images into ``None`` in skip mode, and provides views (:meth:`subset`,
+    transform, turns bad images into ``{"skipped_key": name}`` in skip mode, and provides views (:meth:`subset`,
     :meth:`with_transform`) that never copy or decode images.
 
     ``labels[i]`` is a class id for single-label data and a sorted list of positive class ids for

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,17 @@ def write_training_curves(run_dir: str | Path) -> Path | None:
         meta = json.loads(summary.read_text(encoding="utf-8"))
         figure.suptitle(f"{meta.get('name', run_dir.name)}, seed {meta.get('seed')}")
     return _save(figure, run_dir / CURVES)
+
+
+def draw_training_curves(run_dir: str | Path) -> None:
+    """``curves.png`` when matplotlib is installed. The figure is a convenience: a failure to draw it
+    is reported on stderr and never fails the finished run."""
+    if not matplotlib_available():
+        return
+    try:
+        write_training_curves(run_dir)
+    except Exception as error:  # any drawing problem (fonts, disk) must not lose the finished run
+        print(f"warning: {Path(run_dir) / CURVES} not drawn: {type(error).__name__}: {error}", file=sys.stderr)
 
 
 def load_summary(run_dir: str | Path) -> dict[str, Any]:

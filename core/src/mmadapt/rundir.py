@@ -32,8 +32,7 @@ class RunDir:
     def create(cls, name: str, output_dir: str | Path | None = None, root: str | Path = "runs") -> RunDir:
         """A fresh directory: ``output_dir`` as given, or ``runs/<name>/<timestamp>``."""
         if output_dir is None:
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-            output_dir = Path(root) / name / stamp
+            output_dir = Path(root) / name / shared_timestamp("%Y%m%d-%H%M%S-%f")
         path = Path(output_dir)
         path.mkdir(parents=True, exist_ok=True)
         return cls(path)
@@ -71,6 +70,19 @@ class RunDir:
     def read_json(self, name: str) -> Any:
         """Read a JSON file of the run."""
         return json.loads((self.path / name).read_text(encoding="utf-8"))
+
+
+def shared_timestamp(fmt: str) -> str:
+    """The main process's current time in ``fmt``, the same in every process of a data-parallel run,
+    so that all processes name the same run folder."""
+    from .processes import process_state
+
+    stamp = datetime.now().strftime(fmt)
+    if process_state().num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        stamp = broadcast_object_list([stamp], from_process=0)[0]
+    return stamp
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,11 @@ from omegaconf import OmegaConf
 
 from .engine import Run, latest_checkpoint, seed_everything
 from .errors import UserError
-from .plots import CURVES, matplotlib_available, write_training_curves
+from .plots import draw_training_curves
 from .plugins import PluginManager, get_plugin_manager
+from .processes import cpu_only, is_main_process
 from .recipe import Recipe, load_recipe, validate_recipe
-from .rundir import SEEDS, SUMMARY, RunDir
+from .rundir import SEEDS, SUMMARY, RunDir, shared_timestamp
 
 
 def run_recipe_file(
@@ -35,13 +35,19 @@ def run_recipe_file(
         print_table(recipe, summary)
         return summary
     parent = RunDir.create(recipe.name, output_dir)
-    parent.write_json(SEEDS, {"seeds": list(seeds), "recipe": OmegaConf.to_container(recipe.given)})
+    if is_main_process():
+        parent.write_json(SEEDS, {"seeds": list(seeds), "recipe": OmegaConf.to_container(recipe.given)})
     return _run_seeds(parent, recipe, seeds, manager, resume=False)
 
 
 def _run_seeds(parent: RunDir, recipe: Recipe, seeds: list[int], manager: PluginManager,
                resume: bool) -> dict[str, Any]:
     """Run every seed into ``parent/seed<N>``; resuming, a finished seed is kept and a started one continued."""
+    if resume:  # check every seed that exists before running anything, so no mixed summary can result
+        for seed in seeds:
+            seed_dir = RunDir(parent.path / f"seed{seed}")
+            if (seed_dir.path / "resolved.yaml").is_file():
+                _check_unchanged(seed_dir, recipe.with_seed(seed))
     per_seed = []
     for seed in seeds:
         seed_dir = RunDir.create(recipe.name, parent.path / f"seed{seed}")
@@ -53,7 +59,8 @@ def _run_seeds(parent: RunDir, recipe: Recipe, seeds: list[int], manager: Plugin
         else:
             per_seed.append(run_recipe(seeded, seed_dir, manager))
     summary = aggregate_seeds(recipe.name, per_seed)
-    parent.write_json(SUMMARY, summary)
+    if is_main_process():
+        parent.write_json(SUMMARY, summary)
     print_table(recipe, summary)
     return summary
 
@@ -81,21 +88,10 @@ def run_recipe(recipe: Recipe, run_dir: RunDir, manager: PluginManager | None = 
     }
     if run.is_main:
         run_dir.write_json(SUMMARY, summary)
-        _draw_curves(run_dir)
+        draw_training_curves(run_dir.path)
         manager.hook.on_run_end(run=run, summary=summary)
     run.accelerator.wait_for_everyone()
     return summary
-
-
-def _draw_curves(run_dir: RunDir) -> None:
-    """``curves.png`` when matplotlib is installed; the figure is a convenience, so a failure to draw
-    it is reported and never fails the finished run."""
-    if not matplotlib_available():
-        return
-    try:
-        write_training_curves(run_dir.path)
-    except Exception as error:  # any drawing problem (fonts, disk) must not lose the finished run
-        print(f"warning: {run_dir.path / CURVES} not drawn: {type(error).__name__}: {error}", file=sys.stderr)
 
 
 def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[Run, Any]:
@@ -104,11 +100,9 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
 
     from .data import apply_few_shot, build_transforms
 
-    # Accelerate sets up multi-process CPU training (gloo) only when told the run is CPU-only.
-    cpu_only = not (torch.cuda.is_available() or torch.backends.mps.is_available())
     mixed_precision = _mixed_precision(recipe.train.precision)
     try:
-        accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu_only)
+        accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu_only())
     except ValueError as error:
         if "already been initialized" not in str(error):
             raise
@@ -118,7 +112,7 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
         from accelerate.state import AcceleratorState
 
         AcceleratorState._reset_state()
-        accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu_only)
+        accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu_only())
     seed_everything(recipe.seed, "setup")
     backbone = recipe.backbone.build()
     bundle = recipe.data.build()
@@ -156,13 +150,17 @@ def resume_run(path: str | Path, manager: PluginManager | None = None) -> dict[s
 
 
 def _resume(run_dir: RunDir, recipe: Recipe, manager: PluginManager) -> dict[str, Any]:
+    _check_unchanged(run_dir, recipe)
+    return run_recipe(recipe, run_dir, manager)
+
+
+def _check_unchanged(run_dir: RunDir, recipe: Recipe) -> None:
     saved = OmegaConf.load(run_dir.path / "resolved.yaml")
     if OmegaConf.to_container(saved) != OmegaConf.to_container(recipe.resolved):
         raise UserError(
             f"{run_dir.path}: resolved.yaml no longer matches recipe.yaml with the installed plugins' defaults; "
             "resuming would not give the result of an uninterrupted run. Start a new run instead."
         )
-    return run_recipe(recipe, run_dir, manager)
 
 
 def evaluate_run(path: str | Path, overrides: list[str] | None = None,
@@ -172,7 +170,7 @@ def evaluate_run(path: str | Path, overrides: list[str] | None = None,
     run_dir = RunDir(path)
     recipe = _saved_recipe(run_dir, manager, overrides or [])
     checkpoint = latest_checkpoint(run_dir)
-    eval_dir = RunDir.create(recipe.name, run_dir.path / "evals" / time.strftime("%Y%m%d-%H%M%S"))
+    eval_dir = RunDir.create(recipe.name, run_dir.path / "evals" / shared_timestamp("%Y%m%d-%H%M%S"))
     run, protocol = build_run(recipe, eval_dir, manager)
     if checkpoint is not None:
         from safetensors.torch import load_file
@@ -214,9 +212,7 @@ def aggregate_seeds(name: str, summaries: list[dict[str, Any]]) -> dict[str, Any
 
 def print_table(recipe: Recipe, summary: dict[str, Any]) -> None:
     """Print method, split, metric and value (mean ± std for several seeds), on the main process."""
-    from accelerate import PartialState
-
-    if not PartialState().is_main_process:
+    if not is_main_process():
         return
     std = summary.get("std", {})
     rows = []

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mmadapt.plots import matplotlib_available, write_training_curves
+from mmadapt.plots import draw_training_curves
 
 from .model import count_parameters, create_model, encode_text_trimmed, get_tokenizer, images_to_tensor
 from .pairs import pretrain_batch
@@ -161,7 +161,9 @@ def pretrain(
         optimizer.load_state_dict(ckpt["optimizer"])
         start = int(ckpt["step"])
 
-    with open(out / LOG, "a", encoding="utf-8") as log, open(out / METRICS, "a", encoding="utf-8") as metrics:
+    # A run that starts at step 0 begins a fresh metrics file; a resumed one continues it.
+    metrics_mode = "a" if start else "w"
+    with open(out / LOG, "a", encoding="utf-8") as log, open(out / METRICS, metrics_mode, encoding="utf-8") as metrics:
         n_params = count_parameters(model)
         log.write(f"# start step={start} device={dev} threads={torch.get_num_threads()} params={n_params} "
                   f"settings={json.dumps(asdict(settings))}\n")
@@ -233,8 +235,7 @@ def pretrain(
         save_weights(model, Path(export_to))
     with open(out / LOG, "a", encoding="utf-8") as log:
         log.write(f"# done: {weights}\n")
-    if matplotlib_available():
-        write_training_curves(out)
+    draw_training_curves(out)
     return weights
 
 
