@@ -108,7 +108,7 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
             raise
         # Accelerate keeps one precision per process; a later run in the same process (a notebook,
         # a test session) with another train.precision starts its state afresh. The process group,
-        # held by PartialState, is kept.
+        # held by PartialState, is kept; an earlier Accelerator still in use follows the new setting.
         from accelerate.state import AcceleratorState
 
         AcceleratorState._reset_state()

@@ -5,8 +5,11 @@ Importing this module is cheap: torch, open_clip and timm are imported by the fa
 
 from __future__ import annotations
 
+import math
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,19 +26,32 @@ _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "A
 HUB_PROBE_TIMEOUT_S = 3.0
 
 
+HUB_PROBE_REUSE_S = 60.0
+_probes: dict[str, tuple[float, bool]] = {}
+# The offline switch is global to huggingface_hub; loads that may flip it run one at a time.
+_HUB_SWITCH = threading.Lock()
+
+
 def hub_reachable(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to the Hub endpoint opens within ``timeout`` seconds.
+    """Whether a TCP connection to the Hub endpoint opens within ``timeout`` seconds (plus the time
+    name resolution takes); the answer is reused for a minute, so building several backbones probes
+    once.
 
     Behind a proxy the direct connection says nothing, so the Hub is then assumed reachable.
     """
     if any(os.environ.get(name) for name in _PROXY_VARIABLES):
         return True
+    checked_at, reachable = _probes.get(endpoint, (-math.inf, False))
+    if time.monotonic() - checked_at < HUB_PROBE_REUSE_S:
+        return reachable
     url = urlparse(endpoint)
     try:
         socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        reachable = True
     except OSError:
-        return False
-    return True
+        reachable = False
+    _probes[endpoint] = (time.monotonic(), reachable)
+    return reachable
 
 
 @contextmanager
@@ -48,14 +64,15 @@ def hub_offline_when_unreachable() -> Iterator[bool]:
     """
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE or hub_reachable(constants.ENDPOINT):
-        yield True
-        return
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield False
-    finally:
-        constants.HF_HUB_OFFLINE = False
+    with _HUB_SWITCH:
+        if constants.HF_HUB_OFFLINE or hub_reachable(constants.ENDPOINT):
+            yield True
+            return
+        constants.HF_HUB_OFFLINE = True
+        try:
+            yield False
+        finally:
+            constants.HF_HUB_OFFLINE = False
 
 
 @dataclass
