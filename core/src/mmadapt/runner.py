@@ -54,9 +54,7 @@ def _run_seeds(parent: RunDir, recipe: Recipe, seeds: list[int], manager: Plugin
         seeded = recipe.with_seed(seed)
         if resume and (seed_dir.path / SUMMARY).is_file():
             per_seed.append(seed_dir.read_json(SUMMARY))
-        elif resume and (seed_dir.path / "resolved.yaml").is_file():
-            per_seed.append(_resume(seed_dir, seeded, manager))
-        else:
+        else:  # a started seed continues from its checkpoints (checked above), a new one starts
             per_seed.append(run_recipe(seeded, seed_dir, manager))
     summary = aggregate_seeds(recipe.name, per_seed)
     if is_main_process():
@@ -144,14 +142,10 @@ def resume_run(path: str | Path, manager: PluginManager | None = None) -> dict[s
         recipe = validate_recipe(OmegaConf.create(saved["recipe"]), source, [], registry=manager.registry)
         return _run_seeds(run_dir, recipe, saved["seeds"], manager, resume=True)
     recipe = _saved_recipe(run_dir, manager)
-    summary = _resume(run_dir, recipe, manager)
+    _check_unchanged(run_dir, recipe)
+    summary = run_recipe(recipe, run_dir, manager)
     print_table(recipe, summary)
     return summary
-
-
-def _resume(run_dir: RunDir, recipe: Recipe, manager: PluginManager) -> dict[str, Any]:
-    _check_unchanged(run_dir, recipe)
-    return run_recipe(recipe, run_dir, manager)
 
 
 def _check_unchanged(run_dir: RunDir, recipe: Recipe) -> None:
