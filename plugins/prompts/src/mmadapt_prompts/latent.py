@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mmadapt import Adapter, Backbone, Task, UserError, zeroshot_classifier
+from mmadapt import Adapter, Backbone, Task, zeroshot_classifier
 from torch import nn
 
 
@@ -25,10 +25,7 @@ class LatentPrompt(Adapter):
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
-        if not backbone.has_text:
-            raise UserError(
-                f"latent-prompt starts from zero-shot text features; backbone {backbone.name} has no text tower"
-            )
+        # set_task builds the zero-shot vectors; zeroshot_classifier rejects a backbone without a text tower.
         self.trained_classnames = list(task.classnames)
         for name in ("zeroshot", "learned_index"):
             self.register_buffer(name, None, persistent=False)
