@@ -39,6 +39,16 @@ TEXTS = ["a photo of a dog.", "a photo of a sea_lion, a type of animal.", "x"]
 # -- text ---------------------------------------------------------------------------------------
 
 
+def assert_embedding_path_matches_encode_text(backbone: OpenClipBackbone) -> None:
+    """Prompt learners' path (token embeddings in, EOT pooling) gives encode_text's features."""
+    ids = backbone.tokenize(TEXTS)
+    torch.testing.assert_close(
+        backbone.encode_text_embeddings(backbone.token_embedding(ids), backbone.eot_index(ids)),
+        backbone.encode_text(ids),
+        atol=1e-5,
+        rtol=0,
+    )
+
 def test_text_embeddings_path_equals_encode_text(clip: OpenClipBackbone) -> None:
     ids = clip.tokenize(TEXTS)
     eot = clip.eot_index(ids)
@@ -80,13 +90,7 @@ def test_text_projection_as_linear() -> None:
     config["text_cfg"]["proj_bias"] = True
     backbone = OpenClipBackbone(CLIP(**config))  # also covers the default tokenizer
     assert isinstance(backbone.model.text_projection, nn.Linear)
-    ids = backbone.tokenize(TEXTS)
-    torch.testing.assert_close(
-        backbone.encode_text_embeddings(backbone.token_embedding(ids), backbone.eot_index(ids)),
-        backbone.encode_text(ids),
-        atol=1e-5,
-        rtol=0,
-    )
+    assert_embedding_path_matches_encode_text(backbone)
 
 
 # -- image tokens, prompts, prefixes ------------------------------------------------------------
@@ -186,13 +190,7 @@ def test_preprocessing_defaults(clip: OpenClipBackbone) -> None:
 
 def test_resnet_tower(resnet: OpenClipBackbone, pixels: torch.Tensor) -> None:
     assert resnet.encode_image(pixels).shape == (2, resnet.embed_dim)
-    ids = resnet.tokenize(TEXTS)
-    torch.testing.assert_close(
-        resnet.encode_text_embeddings(resnet.token_embedding(ids), resnet.eot_index(ids)),
-        resnet.encode_text(ids),
-        atol=1e-5,
-        rtol=0,
-    )
+    assert_embedding_path_matches_encode_text(resnet)
     features = resnet.resnet_features(pixels)
     assert len(features) == 5
     assert [f.shape[-1] for f in features] == [8, 8, 4, 2, 1]
