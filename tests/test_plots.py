@@ -58,7 +58,6 @@ def test_a_figure_that_cannot_be_drawn_does_not_fail_the_run(tiny_plugin, tmp_pa
         raise OSError("No space left on device")
 
     monkeypatch.setattr("mmadapt.plots.write_training_curves", broken)
-    monkeypatch.setattr("mmadapt.plots.matplotlib_available", lambda: True)
     summary = run_recipe(tiny_recipe(**PROBE), tmp_path)
     assert (tmp_path / "run" / "summary.json").is_file() and summary["steps"] > 0
     assert "curves.png not drawn: OSError: No space left on device" in capsys.readouterr().err

@@ -31,13 +31,17 @@ def matplotlib_available() -> bool:
 FORMATS = ("png", "pdf", "svg")
 
 
+class MatplotlibMissing(UserError):
+    """A figure was asked for without matplotlib installed."""
+
+
 def _figure(**options: Any) -> Any:
     # A bare Figure, not pyplot: no backend switch and no global figure list, so drawing here never
     # disturbs a notebook's or script's own plotting.
     try:
         from matplotlib.figure import Figure
     except ImportError as error:
-        raise UserError("figures need matplotlib: pip install 'mmadapt[plots]'") from error
+        raise MatplotlibMissing("figures need matplotlib: pip install 'mmadapt[plots]'") from error
     return Figure(layout="constrained", **options)
 
 
@@ -113,12 +117,12 @@ def write_training_curves(run_dir: str | Path) -> Path | None:
 
 
 def draw_training_curves(run_dir: str | Path) -> None:
-    """``curves.png`` when matplotlib is installed. The figure is a convenience: a failure to draw it
-    is reported on stderr and never fails the finished run."""
-    if not matplotlib_available():
-        return
+    """``curves.png`` when the run trained and matplotlib is installed. The figure is a convenience: a
+    failure to draw it is reported on stderr and never fails the finished run."""
     try:
-        write_training_curves(run_dir)
+        write_training_curves(run_dir)  # imports matplotlib only when there are steps to draw
+    except MatplotlibMissing:
+        return
     except Exception as error:  # any drawing problem (fonts, disk) must not lose the finished run
         print(f"warning: {Path(run_dir) / CURVES} not drawn: {type(error).__name__}: {error}", file=sys.stderr)
 
