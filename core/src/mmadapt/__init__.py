@@ -17,7 +17,7 @@ from .plugins import get_plugin_manager
 __version__ = "0.1.0"
 
 #: Version of the hook and public-API contract; bumped whenever ``__all__`` or a hook changes.
-HOOK_API = 1
+HOOK_API = 2
 
 _LAZY = {
     "Adapter": "mmadapt.adapter",
@@ -45,7 +45,9 @@ _LAZY = {
     "select_classes": "mmadapt.data",
     "split_base_new": "mmadapt.data",
     "Run": "mmadapt.engine",
+    "Metric": "mmadapt.metrics",
     "harmonic_mean": "mmadapt.metrics",
+    "draw_training_curves": "mmadapt.plots",
     "Protocol": "mmadapt.protocol",
 }
 

@@ -69,7 +69,7 @@ def register_metrics(register):
 
     Call ``register(name, factory, config, summary)``; ``factory(config)`` returns an object with
     ``update(outputs, batch)`` and ``compute() -> dict[str, float]``. Its ``inputs`` attribute
-    (default ``mmadapt.metrics.Metric.inputs``: ``{"outputs": ("logits",), "batch": ("label",)}``) names the
+    (default ``mmadapt.Metric.inputs``: ``{"outputs": ("logits",), "batch": ("label",)}``) names the
     per-sample tensors it reads; in multi-process runs those are gathered from every process.
     """
 

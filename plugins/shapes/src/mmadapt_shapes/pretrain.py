@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mmadapt.plots import draw_training_curves
+from mmadapt import draw_training_curves
 
 from .model import count_parameters, create_model, encode_text_trimmed, get_tokenizer, images_to_tensor
 from .pairs import pretrain_batch
