@@ -83,6 +83,22 @@ def test_unsupported_text_pooling_is_named(clip: OpenClipBackbone, monkeypatch: 
         clip.eot_index(clip.tokenize(["a"]))
 
 
+@pytest.mark.parametrize(("arch", "causal"), [("ViT-S-32", True), ("MobileCLIP-S1", False)])
+def test_causal_text_is_read_from_the_model(arch: str, causal: bool) -> None:
+    backbone = OpenClipBackbone.from_config(OpenClipConfig(arch=arch, pretrained=None))
+    assert backbone.causal_text is causal
+    ids = backbone.tokenize(TEXTS)
+    eot = backbone.eot_index(ids)
+    length = int(eot.max()) + 1
+    cut = backbone.encode_text_embeddings(backbone.token_embedding(ids[:, :length]), eot)
+    # The property's promise: features at the end token are unchanged by cutting exactly when causal.
+    assert torch.allclose(cut, backbone.encode_text(ids), atol=1e-5) is causal
+
+
+def test_causal_text_defaults_to_false() -> None:
+    assert Backbone.causal_text.fget(Backbone()) is False
+
+
 def test_text_projection_as_linear() -> None:
     from open_clip.model import CLIP
 

@@ -178,6 +178,17 @@ class Backbone(nn.Module):
         """Number of positions of the text tower (77 for CLIP)."""
         raise self._unsupported("context_length", "the model has no text tower")
 
+    @property
+    def causal_text(self) -> bool:
+        """Whether the text features pooled at the end token ignore every position after it.
+
+        True when the text tower attends causally and pools at the end token, so cutting a sequence
+        after its longest end token gives exactly the same features (prompt learners use this to
+        save compute). False unless the backbone knows it: a bidirectional tower (MobileCLIP, Hugging
+        Face text models) or one pooling elsewhere (CoCa's appended class token) sees the padding.
+        """
+        return False
+
     def tokenize(self, texts: list[str]) -> torch.Tensor:
         """Token ids (n, context_length) with start and end tokens and padding."""
         raise self._unsupported("tokenize", "the model has no text tower")

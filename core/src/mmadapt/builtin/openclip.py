@@ -50,6 +50,7 @@ class OpenClipBackbone(Backbone):
         text = getattr(model, "text", model)
         self._text_pool_type: str | None = getattr(text, "text_pool_type", getattr(text, "pool_type", None))
         self._text_eos_id: int | None = getattr(text, "text_eos_id", getattr(text, "eos_id", None))
+        self._causal_text = _attends_causally(text, self._text_pool_type)
         self._preprocessing = _preprocessing_of(model.visual)
         self._embed_dim = _embed_dim_of(model) or self._probe_embed_dim()
         self.freeze_pretrained()
@@ -105,6 +106,11 @@ class OpenClipBackbone(Backbone):
     def context_length(self) -> int:
         """Number of text positions (77 for CLIP)."""
         return self.model.context_length
+
+    @property
+    def causal_text(self) -> bool:
+        """Read from the text tower: a causal mask, pooling at the end token, no appended class token."""
+        return self._causal_text
 
     def tokenize(self, texts: list[str]) -> torch.Tensor:
         """Token ids ``(n, context_length)`` on the model's device."""
@@ -278,6 +284,21 @@ def _project(x: torch.Tensor, projection: nn.Module | torch.Tensor | None) -> to
     if projection is None:
         return x
     return projection(x) if isinstance(projection, nn.Linear) else x @ projection
+
+
+def _attends_causally(text: nn.Module, pool_type: str | None) -> bool:
+    """Whether the end token's features ignore later positions in open_clip's text transformer.
+
+    ``text`` is the CLIP itself or its ``model.text``; Hugging Face towers have no ``attn_mask`` and
+    are bidirectional.
+    """
+    mask = getattr(text, "attn_mask", None)
+    if not isinstance(mask, torch.Tensor) or mask.ndim != 2 or pool_type not in _INDEX_POOLING:
+        return False
+    if getattr(text, "cls_emb", None) is not None or getattr(text, "use_pad_mask", False):
+        return False
+    future = torch.ones_like(mask, dtype=torch.bool).triu(1)
+    return bool(torch.isneginf(mask[future]).all() and (mask[~future] == 0).all())
 
 
 def _preprocessing_of(visual: nn.Module) -> Preprocessing:
