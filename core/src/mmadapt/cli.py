@@ -10,15 +10,16 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UserError
-from .plugins import PluginManager, get_plugin_manager
-from .registry import KINDS
+from .plugins import PluginManager, get_plugin_manager, plugin_report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``adapt``; returns the exit code (2 for bad input, without a traceback)."""
     try:
         manager = get_plugin_manager()
-        args = build_parser(manager).parse_args(argv)
+        parser = build_parser(manager)
+        args, extra = parser.parse_known_args(argv)
+        _take_late_overrides(parser, args, extra)
         return int(args.handler(args) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -80,12 +81,31 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
     new_plugin.add_argument("--dir", default=".", help="where to create mmadapt-NAME/ (default: here)")
     new_plugin.set_defaults(handler=lambda args: _new_plugin(manager, args))
 
+    bench = sub.add_parser("bench", help="list benchmarks, or run one: speed side by side with a baseline")
+    bench.add_argument("name", nargs="?", help="benchmark to run (without: list them)")
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options (adapt bench NAME --help)")
+    bench.set_defaults(handler=lambda args: _bench(manager, args))
+
     for command in manager.registry.all("command"):
         command_parser = sub.add_parser(command.name, help=command.summary)
         if command.factory.add_arguments is not None:
             command.factory.add_arguments(command_parser)
         command_parser.set_defaults(handler=command.factory)
     return parser
+
+
+def _take_late_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """Overrides given after an option (``recipe.yaml --output-dir D train.lr=0.1``) join the others.
+
+    argparse fills a ``nargs="*"`` positional once, before the options that follow it, so what comes
+    after them arrives here; anything that is not ``key=value`` stays an error.
+    """
+    if not extra:
+        return
+    if hasattr(args, "overrides") and all("=" in item and not item.startswith("-") for item in extra):
+        args.overrides = [*args.overrides, *extra]
+        return
+    parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
 
 def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
@@ -160,28 +180,6 @@ def _parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def plugin_report(manager: PluginManager) -> list[dict]:
-    """One entry per plugin: name, distribution, version, hooks, components by kind, load error."""
-    report = []
-    for info in manager.plugins.values():
-        components: dict[str, list[str]] = {}
-        for kind in KINDS:
-            names = [c.name for c in manager.registry.all(kind) if c.plugin == info.name]
-            if names:
-                components[kind] = names
-        report.append(
-            {
-                "name": info.name,
-                "distribution": info.distribution,
-                "version": info.version,
-                "hooks": info.hooks,
-                "components": components,
-                "error": info.error,
-            }
-        )
-    return report
-
-
 def _plugins(manager: PluginManager, args: argparse.Namespace) -> int:
     report = plugin_report(manager)
     if args.json:
@@ -196,6 +194,32 @@ def _plugins(manager: PluginManager, args: argparse.Namespace) -> int:
             print(f"    {kind}s: {', '.join(names)}")
         if entry["hooks"]:
             print(f"    hooks: {', '.join(entry['hooks'])}")
+    return 0
+
+
+def _bench(manager: PluginManager, args: argparse.Namespace) -> int:
+    if args.name is None:
+        return _list_benchmarks(manager)
+    benchmark = manager.registry.get("benchmark", args.name)
+    parser = argparse.ArgumentParser(prog=f"adapt bench {benchmark.name}", description=benchmark.summary)
+    if benchmark.factory.add_arguments is not None:
+        benchmark.factory.add_arguments(parser)
+    ratios = benchmark.factory(parser.parse_args(args.options))
+    for name, ratio in ratios.items():
+        print(f"  ratio {name}: {ratio:.2f}x")
+    return 0
+
+
+def _list_benchmarks(manager: PluginManager) -> int:
+    benchmarks = manager.registry.all("benchmark")
+    if not benchmarks:
+        print("no benchmarks installed (mmadapt-prompts provides `adapt bench prompts`)")
+        return 0
+    rows = [(b.name, b.distribution or b.plugin, b.summary) for b in benchmarks]
+    name_width, plugin_width = (max(len(row[i]) for row in rows) for i in (0, 1))
+    print("run one with `adapt bench NAME`; its options: `adapt bench NAME --help`")
+    for name, plugin, summary in rows:
+        print(f"  {name:<{name_width}}  {plugin:<{plugin_width}}  {summary}")
     return 0
 
 

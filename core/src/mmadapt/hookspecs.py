@@ -4,7 +4,9 @@ Registration hooks receive a ``register`` callback. The core calls each plugin's
 separately, so every component it registers is recorded with its plugin, distribution and version.
 
 Lifecycle hooks observe a run. They must not change the run's numbers; use them for logging,
-notifications or extra artefacts.
+notifications or extra artefacts. An observer that raises is reported as a ``RuntimeWarning``
+naming its plugin and hook, and the run goes on; ``MMADAPT_STRICT_PLUGINS=1`` lets the error
+propagate instead.
 """
 
 from __future__ import annotations
@@ -58,8 +60,10 @@ def register_datasets(register):
 def register_protocols(register):
     """Register protocols that drive a run (train then evaluate, base-to-novel, incremental tasks ...).
 
-    Call ``register(name, factory, config, summary)``; ``factory(config)`` returns an object with a
-    ``run(run) -> dict[str, float]`` method that returns the headline metrics.
+    Call ``register(name, factory, config, summary)``; ``factory(config)`` returns an
+    ``mmadapt.Protocol``: ``prepare(bundle)`` reshapes the data before the adapter is built,
+    ``run(run) -> dict[str, float]`` trains and evaluates and returns the headline metrics,
+    ``evaluate(run)`` is the evaluation alone (what ``adapt eval`` calls).
     """
 
 
@@ -84,24 +88,41 @@ def register_commands(register):
     """
 
 
+@hookspec
+def register_benchmarks(register):
+    """Add benchmarks to ``adapt bench``: speed of a step measured side by side with a baseline.
+
+    Call ``register(name, run, summary, add_arguments=None)``. ``adapt bench`` lists every benchmark
+    with its plugin and summary; ``adapt bench NAME [options]`` parses the options with a parser
+    that ``add_arguments(parser)`` filled, then calls ``run(args) -> dict[str, float]``. ``run``
+    times both sides in the one process, prints what it measured, and returns the ratios
+    (``{"reference / ours": 8.6}``), which ``adapt bench`` prints as ``ratio reference / ours: 8.60x``.
+    Keep heavy imports inside ``run``.
+    """
+
+
 # -- run lifecycle --------------------------------------------------------------------------------
 
 
 @hookspec
 def on_run_start(run):
-    """Called once the run directory, backbone, data and adapter exist, before the protocol starts."""
+    """Called on every process once the run directory, backbone, data and adapter exist, before the
+    protocol starts (``run.is_main`` tells the main process)."""
 
 
 @hookspec
 def on_step_end(run, step, logs):
-    """Called after every optimiser step on the main process with the step number and logged values."""
+    """Called on the main process every ``train.log_every`` optimiser steps, with the step number
+    (counted over all stages) and the logged values: ``loss``, the objective's terms and
+    ``lr/<group>`` per parameter group."""
 
 
 @hookspec
 def on_eval_end(run, split, metrics):
-    """Called after each evaluation with the split name and its metrics (``{"<metric>": float}``)."""
+    """Called on the main process after each evaluation, with the evaluation's prefix (the split
+    name unless the protocol gave another) and its metrics keyed ``"<prefix>/<metric>"``."""
 
 
 @hookspec
 def on_run_end(run, summary):
-    """Called after ``summary.json`` is written, with the summary dictionary."""
+    """Called on the main process after ``summary.json`` is written, with the summary dictionary."""

@@ -1,8 +1,9 @@
 """The plugin manager: builtins first, then entry points of group ``mmadapt`` one at a time.
 
 A plugin that raises while importing or registering is recorded (distribution, version, error) and
-reported by ``adapt plugins``; everything else keeps working. ``MMADAPT_STRICT_PLUGINS=1`` re-raises
-instead, and ``MMADAPT_LOAD_PLUGINS=a,b`` loads only the named entry points or distributions.
+reported by ``adapt plugins``; everything else keeps working. A lifecycle observer that raises during
+a run is reported as a warning and the run goes on. ``MMADAPT_STRICT_PLUGINS=1`` re-raises instead,
+and ``MMADAPT_LOAD_PLUGINS=a,b`` loads only the named entry points or distributions.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -35,6 +37,9 @@ BUILTIN_PLUGINS = (
 )
 
 _REGISTRATION_HOOKS = {f"register_{kind}s": kind for kind in KINDS}
+
+#: Hooks that observe a run (``on_*``); :class:`LifecycleHooks` calls them.
+LIFECYCLE_HOOKS = tuple(name for name in vars(hookspecs) if name.startswith("on_"))
 
 
 @dataclass
@@ -68,8 +73,13 @@ class PluginManager:
 
     @property
     def hook(self) -> Any:
-        """The pluggy hook relay, for lifecycle hooks: ``manager.hook.on_run_start(run=...)``."""
+        """The pluggy hook relay: every hook, with pluggy's error handling (the first error propagates)."""
         return self.pm.hook
+
+    @property
+    def lifecycle(self) -> LifecycleHooks:
+        """The lifecycle hooks, each plugin's observer called on its own: ``lifecycle.on_run_start(run=...)``."""
+        return LifecycleHooks(self.pm, self.strict)
 
     @property
     def failures(self) -> list[PluginInfo]:
@@ -125,7 +135,7 @@ class PluginManager:
         for hook_name, kind in _REGISTRATION_HOOKS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.plugin is plugin:
-                    stage = _stage_command if kind == "command" else partial(_stage, kind)
+                    stage = _STAGERS.get(kind) or partial(_stage, kind)
                     impl.function(register=partial(stage, staged, info))
         # All of a plugin's components land together, so a plugin failing halfway adds nothing.
         components = [component for kind in KINDS for component in staged.all(kind)]
@@ -133,6 +143,29 @@ class PluginManager:
             self.registry.check_new(component)
         for component in components:
             self.registry.add(component)
+
+
+def plugin_report(manager: PluginManager) -> list[dict]:
+    """One entry per plugin of ``manager``: name, distribution, version, hooks, components by kind, load error
+    (what ``adapt plugins`` prints and each run's ``env.json`` records)."""
+    report = []
+    for info in manager.plugins.values():
+        components: dict[str, list[str]] = {}
+        for kind in KINDS:
+            names = [c.name for c in manager.registry.all(kind) if c.plugin == info.name]
+            if names:
+                components[kind] = names
+        report.append(
+            {
+                "name": info.name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "hooks": info.hooks,
+                "components": components,
+                "error": info.error,
+            }
+        )
+    return report
 
 
 def _stage(
@@ -166,6 +199,64 @@ class _Command:
 
     def __call__(self, args: Any) -> int:
         return self.handler(args)
+
+
+def _stage_benchmark(
+    staged: Registry,
+    info: PluginInfo,
+    name: str,
+    run: Callable[[Any], dict[str, float]],
+    summary: str = "",
+    add_arguments: Callable[[Any], None] | None = None,
+) -> None:
+    benchmark = _Benchmark(run, add_arguments)
+    staged.add(Component("benchmark", name, benchmark, None, summary, info.name, info.distribution, info.version))
+
+
+@dataclass(frozen=True)
+class _Benchmark:
+    run: Callable[[Any], dict[str, float]]
+    add_arguments: Callable[[Any], None] | None
+
+    def __call__(self, args: Any) -> dict[str, float]:
+        return self.run(args)
+
+
+_STAGERS = {"command": _stage_command, "benchmark": _stage_benchmark}
+
+
+class LifecycleHooks:
+    """The lifecycle hooks as attributes (``on_run_start(run=...)``, ...), calling every plugin's
+    observer on its own: one that raises is reported as a ``RuntimeWarning`` naming the plugin and
+    the hook, and the others still run. A strict manager (``MMADAPT_STRICT_PLUGINS=1``) lets the
+    error propagate instead.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager, strict: bool) -> None:
+        self._pm = pm
+        self._strict = strict
+
+    def __getattr__(self, hook_name: str) -> Callable[..., None]:
+        if hook_name not in LIFECYCLE_HOOKS:
+            raise AttributeError(f"{hook_name!r} is not a lifecycle hook; they are {', '.join(LIFECYCLE_HOOKS)}")
+        return partial(self._call, hook_name)
+
+    def _call(self, hook_name: str, **kwargs: Any) -> None:
+        plugins = self._pm.get_plugins()
+        # pluggy calls the most recently registered implementation first; so do we, one plugin at a time.
+        for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls()):
+            alone = self._pm.subset_hook_caller(hook_name, [p for p in plugins if p is not impl.plugin])
+            try:
+                alone(**kwargs)
+            except Exception as exc:
+                if self._strict:
+                    raise
+                warnings.warn(
+                    f"plugin {impl.plugin_name!r} raised in {hook_name}: {type(exc).__name__}: {exc}; the run "
+                    f"goes on (MMADAPT_STRICT_PLUGINS=1 stops it instead)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
 
 def _env_flag(name: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import UserError, did_you_mean
 
-KINDS = ("backbone", "adapter", "objective", "dataset", "protocol", "metric", "command")
+KINDS = ("backbone", "adapter", "objective", "dataset", "protocol", "metric", "command", "benchmark")
 
 #: Components of first-party plugins, so an unknown name can say which package to install.
 FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from .engine import Run, latest_checkpoint, seed_everything
 from .errors import UserError
 from .plots import draw_training_curves
-from .plugins import PluginManager, get_plugin_manager
+from .plugins import PluginManager, get_plugin_manager, plugin_report
 from .processes import cpu_only, is_main_process
 from .recipe import Recipe, load_recipe, validate_recipe
 from .rundir import SEEDS, SUMMARY, RunDir, shared_timestamp
@@ -66,14 +66,12 @@ def _run_seeds(parent: RunDir, recipe: Recipe, seeds: list[int], manager: Plugin
 def run_recipe(recipe: Recipe, run_dir: RunDir, manager: PluginManager | None = None) -> dict[str, Any]:
     """Run one seed of a validated recipe into ``run_dir`` and return its summary."""
     manager = manager or get_plugin_manager()
-    from .cli import plugin_report
-
     started = time.perf_counter()
     run, protocol = build_run(recipe, run_dir, manager)
     if run.is_main:
         run_dir.write_recipe(recipe.given, recipe.resolved)
         run_dir.write_env(plugin_report(manager))
-    manager.hook.on_run_start(run=run)
+    manager.lifecycle.on_run_start(run=run)
     metrics = protocol.run(run)
     summary = {
         "name": recipe.name,
@@ -87,7 +85,7 @@ def run_recipe(recipe: Recipe, run_dir: RunDir, manager: PluginManager | None = 
     if run.is_main:
         run_dir.write_json(SUMMARY, summary)
         draw_training_curves(run_dir.path)
-        manager.hook.on_run_end(run=run, summary=summary)
+        manager.lifecycle.on_run_end(run=run, summary=summary)
     run.accelerator.wait_for_everyone()
     return summary
 
@@ -124,7 +122,7 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
     adapter = recipe.adapter.build(backbone, bundle.task).to(accelerator.device)
     objective = recipe.objective.build(adapter)
     transforms = build_transforms(backbone.preprocessing, recipe.data.config.augment)
-    run = Run(recipe, run_dir, accelerator, manager.hook, bundle, adapter, objective, recipe.seed, transforms)
+    run = Run(recipe, run_dir, accelerator, manager.lifecycle, bundle, adapter, objective, recipe.seed, transforms)
     return run, protocol
 
 

@@ -56,14 +56,13 @@ def build_kg_regularizer(config: KgRegularizerConfig, adapter):
     return build(config, adapter)
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _bench(args: argparse.Namespace) -> dict[str, float]:
     from .bench import main
 
     return main(args)
 
 
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("suite", choices=("prompts",), help="what to time: prompts = coop vs a reference CoOp step")
     parser.add_argument("--arch", default="ViT-B-16", help="open_clip architecture, random weights (default ViT-B-16)")
     parser.add_argument("--classes", type=int, default=100, help="number of classes (default 100)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
@@ -107,8 +106,12 @@ def register_objectives(register):
 
 
 @hookimpl
-def register_commands(register):
-    register("bench", _bench, "time one training step of coop against a reference CoOp step (adapt bench prompts)",
+def register_benchmarks(register):
+    register("prompts", _bench, "one training step of coop timed against a reference CoOp step",
              add_arguments=_bench_arguments)
+
+
+@hookimpl
+def register_commands(register):
     register("coop-split", _coop_split, "write CoOp split files for ImageNet and FGVCAircraft (recipes/coop/)",
              add_arguments=_coop_split_arguments)
