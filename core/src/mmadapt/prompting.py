@@ -1,0 +1,228 @@
+"""Text-prompt machinery for adapters: CoOp's prompt assembly, context initialisation, KgCoOp's targets.
+
+A :class:`PromptLearner` holds a learned context and, per class, the frozen rows of the placeholder
+text ``"X X ... X {name}{ending}"`` (``n_ctx`` X's; ``ending`` is ``"."`` unless given), tokenised
+and embedded once. The SOS row and the rows after the context (name, ending, EOT, padding) are
+non-persistent buffers, so checkpoints hold only the context and the class list can change at test
+time. Layouts (KaiyangZhou/CoOp, ``trainers/coop.py``)::
+
+    end    = [SOS][ctx][name][ending][EOT]
+    middle = [SOS][ctx[:n_ctx // 2]][name][ctx[n_ctx // 2:]][ending][EOT]
+    front  = [SOS][name][ctx][ending][EOT]
+
+The three layouts hold the same rows in a different order and the same length, so ``middle`` and
+``front`` are a fixed per-class permutation (one ``gather``) of ``end``, and the EOT index of the
+placeholder stays valid. When the backbone's text tower is causal (``Backbone.causal_text``), no
+position up to an EOT sees what follows it, so sequences are cut after the longest prompt's EOT
+(an exact speed-up); other towers see the padding and get all ``context_length`` positions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbone import Backbone
+from .builtin.baselines import zeroshot_classifier
+from .data import prompt_name
+from .errors import UserError
+from .prompt_config import CLASS_TOKEN_POSITIONS
+
+#: CoOp's default number of context tokens without a word initialisation.
+DEFAULT_N_CTX = 16
+
+
+def token_counts(backbone: Backbone, texts: list[str]) -> torch.Tensor:
+    """BPE tokens of each text, without start and end tokens (a text cut at the context counts as cut)."""
+    return backbone.eot_index(backbone.tokenize(texts)) - 1
+
+
+def word_context(backbone: Backbone, words: str) -> torch.Tensor:
+    """Token embeddings ``(n_tokens, text_width)`` of ``words``, CoOp's context initialisation.
+
+    CoOp counts the words split on spaces; this counts BPE tokens, so a word that is several tokens
+    ("jack-o'-lantern") gives as many context vectors as the text encoder sees.
+    """
+    ids = backbone.tokenize([prompt_name(words)])
+    n_tokens = int(backbone.eot_index(ids)[0]) - 1
+    if n_tokens < 1:
+        raise UserError(f"adapter.init={words!r} has no tokens; give words such as 'a photo of a' or null")
+    with torch.no_grad():
+        return backbone.token_embedding(ids)[0, 1 : 1 + n_tokens].detach().clone()
+
+
+def new_context(
+    backbone: Backbone, n_ctx: int | None, init: str | None, n_classes: int | None = None
+) -> torch.Tensor:
+    """A fresh context: the embeddings of ``init``'s tokens, or N(0, 0.02) draws (CoOp).
+
+    ``n_ctx`` defaults to 16 (CoOp) or to the token count of ``init``, which it must then equal.
+    ``n_classes`` gives a class-specific context ``(n_classes, n_ctx, width)``; a word init is
+    always shared, ``(n_ctx, width)``.
+    """
+    if init:
+        ctx = word_context(backbone, init)
+        if n_ctx is not None and n_ctx != ctx.shape[0]:
+            raise UserError(
+                f"adapter.n_ctx={n_ctx} but adapter.init={init!r} is {ctx.shape[0]} tokens; "
+                "drop n_ctx (the init sets it) or change the init words"
+            )
+        return ctx
+    shape = (n_ctx or DEFAULT_N_CTX, backbone.text_width)
+    if n_classes is not None:
+        shape = (n_classes, *shape)
+    return torch.empty(shape, device=next(backbone.parameters()).device).normal_(std=0.02)
+
+
+class PromptLearner(nn.Module):
+    """A learned context ``ctx`` and the frozen rows of every class's prompt.
+
+    ``ctx`` is ``(n_ctx, width)`` (shared) or ``(n_classes, n_ctx, width)`` (class-specific, CSC).
+    :meth:`assemble` puts any context of that length in the layout (methods that compute their
+    context, or add something to it, pass their own); ``forward()`` assembles ``ctx``. ``eot``
+    holds each prompt's EOT index and :attr:`length` the number of positions of the assembled
+    prompts. :meth:`encode` runs assembled embeddings, changed or not, through the text tower.
+
+    ``truncate=False`` keeps all ``context_length`` positions even on a causal tower, for methods
+    whose parameters depend on the sequence length.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        classnames: list[str],
+        ctx: torch.Tensor,
+        position: str = "end",
+        *,
+        endings: list[str] | None = None,
+        truncate: bool = True,
+    ) -> None:
+        super().__init__()
+        if position not in CLASS_TOKEN_POSITIONS:
+            raise ValueError(
+                f"class token position must be one of {', '.join(CLASS_TOKEN_POSITIONS)}; got {position!r}"
+            )
+        self.position = position
+        self.truncate = truncate
+        self.n_ctx = ctx.shape[-2]
+        self.ctx = nn.Parameter(ctx)
+        for name in ("prefix", "suffix", "eot", "order"):
+            self.register_buffer(name, None, persistent=False)
+        self.set_classnames(backbone, classnames, endings)
+
+    @property
+    def csc(self) -> bool:
+        """Whether every class has its own context (CoOp's class-specific context)."""
+        return self.ctx.ndim == 3
+
+    @property
+    def length(self) -> int:
+        """Positions of the assembled prompts: the longest EOT index + 1 when cut, else ``context_length``."""
+        return self.prefix.shape[1] + self.n_ctx + self.suffix.shape[1]
+
+    def set_classnames(self, backbone: Backbone, classnames: list[str], endings: list[str] | None = None) -> None:
+        """Rebuild the frozen rows for another class list; a class-specific context cannot change classes.
+
+        ``endings`` gives, per class, the text right after its name (default ``"."``), e.g. a
+        description: ``", which has four legs."``.
+        """
+        if self.csc and len(classnames) != self.ctx.shape[0]:
+            raise UserError(
+                f"a class-specific context (adapter.csc=true) was learned for {self.ctx.shape[0]} classes and "
+                f"cannot serve {len(classnames)} other ones; use a shared context for new classes"
+            )
+        if endings is not None and len(endings) != len(classnames):
+            raise ValueError(f"{len(endings)} prompt endings for {len(classnames)} classes; give one per class")
+        names = [prompt_name(name) for name in classnames]
+        endings = endings if endings is not None else ["."] * len(names)
+        texts = [f"{name}{ending}" for name, ending in zip(names, endings)]
+        needed = token_counts(backbone, texts) + self.n_ctx + 2  # SOS, ctx, name and ending, EOT
+        if int(needed.max()) > backbone.context_length:
+            raise UserError(
+                f"class prompt {texts[int(needed.argmax())]!r} with {self.n_ctx} context tokens does not fit the "
+                f"model's {backbone.context_length} text positions; shorten the class name or use fewer context tokens"
+            )
+        placeholder = " ".join(["X"] * self.n_ctx)
+        ids = backbone.tokenize([f"{placeholder} {text}" for text in texts])
+        eot = backbone.eot_index(ids)
+        length = int(eot.max()) + 1 if self.truncate and backbone.causal_text else ids.shape[1]
+        with torch.no_grad():
+            embeddings = backbone.token_embedding(ids[:, :length])
+        self.prefix = embeddings[:, :1].clone()
+        self.suffix = embeddings[:, 1 + self.n_ctx :].clone()
+        self.eot = eot
+        if self.position == "end":
+            self.order = None
+        else:
+            self.order = self._order(token_counts(backbone, names).tolist(), length, eot.device)
+
+    def _order(self, name_lengths: list[int], length: int, device: torch.device) -> torch.Tensor:
+        """Per class, the row of the ``end`` layout that each position of this layout takes."""
+        n, half = self.n_ctx, self.n_ctx // 2
+        rows = []
+        for k in name_lengths:
+            ctx, name, rest = list(range(1, 1 + n)), list(range(1 + n, 1 + n + k)), list(range(1 + n + k, length))
+            if self.position == "middle":
+                rows.append([0, *ctx[:half], *name, *ctx[half:], *rest])
+            else:
+                rows.append([0, *name, *ctx, *rest])
+        return torch.tensor(rows, dtype=torch.long, device=device)
+
+    def assemble(self, context: torch.Tensor) -> torch.Tensor:
+        """Prompt embeddings ``(..., n_classes, length, width)`` of a context in this learner's layout.
+
+        ``context`` is ``(n_ctx, width)`` (shared by the classes), ``(n_classes, n_ctx, width)`` or
+        batched ``(..., n_classes, n_ctx, width)``, e.g. the learned context plus a bias per image
+        (CoCoOp) or per class.
+        """
+        n_classes = self.prefix.shape[0]
+        if context.ndim == 2:
+            context = context.expand(n_classes, -1, -1)
+        leading = context.shape[:-3]
+        prefix = self.prefix.to(context.dtype).expand(*leading, -1, -1, -1)
+        suffix = self.suffix.to(context.dtype).expand(*leading, -1, -1, -1)
+        prompts = torch.cat([prefix, context, suffix], dim=-2)
+        if self.order is None:
+            return prompts
+        order = self.order.expand(*prompts.shape[:-2], -1)
+        return torch.gather(prompts, -2, order.unsqueeze(-1).expand_as(prompts))
+
+    def forward(self, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Prompts of ``ctx``: ``(n_classes, length, width)``, or ``(B, n_classes, length, width)`` with a
+        bias ``(B, width)`` added to every context token (CoCoOp)."""
+        if bias is None:
+            return self.assemble(self.ctx)
+        ctx = self.ctx if self.csc else self.ctx.expand(self.prefix.shape[0], -1, -1)
+        return self.assemble(ctx.unsqueeze(0) + bias[:, None, None, :])
+
+    def encode(self, backbone: Backbone, prompts: torch.Tensor) -> torch.Tensor:
+        """Normalised text features ``(..., n_classes, embed_dim)`` of prompt embeddings
+        ``(..., n_classes, length, width)``, in one text-encoder call."""
+        leading = prompts.shape[:-2]
+        eot = self.eot.expand(*leading).reshape(-1)
+        features = backbone.encode_text_embeddings(prompts.reshape(-1, *prompts.shape[-2:]), eot)
+        return F.normalize(features, dim=-1).view(*leading, -1)
+
+
+class HandwrittenTextFeatures(nn.Module):
+    """Frozen features of hand-written prompts (KgCoOp's targets), computed once per class list.
+
+    ``features(backbone, classnames, templates)`` is :func:`mmadapt.zeroshot_classifier` (normalised,
+    ``(n_classes, embed_dim)``, fp32), kept in a non-persistent buffer until the classes or the
+    templates change; as a submodule of an adapter it moves with it and stays out of checkpoints.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("features", None, persistent=False)
+        self._key: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+
+    def forward(self, backbone: Backbone, classnames: list[str], templates: list[str]) -> torch.Tensor:
+        """The features of ``templates`` filled with every class name, from the cache when it matches."""
+        key = (tuple(classnames), tuple(templates))
+        if self.features is None or key != self._key:
+            with torch.no_grad():
+                self.features = zeroshot_classifier(backbone, list(classnames), list(templates))
+            self._key = key
+        return self.features
