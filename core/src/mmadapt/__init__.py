@@ -49,6 +49,13 @@ _LAZY = {
     "harmonic_mean": "mmadapt.metrics",
     "draw_training_curves": "mmadapt.plots",
     "Protocol": "mmadapt.protocol",
+    "CLASS_TOKEN_POSITIONS": "mmadapt.prompt_config",
+    "check_prompt_context": "mmadapt.prompt_config",
+    "HandwrittenTextFeatures": "mmadapt.prompting",
+    "PromptLearner": "mmadapt.prompting",
+    "new_context": "mmadapt.prompting",
+    "token_counts": "mmadapt.prompting",
+    "word_context": "mmadapt.prompting",
 }
 
 # A literal list, so linters see the re-exports; the lazy names are added below.
