@@ -10,6 +10,12 @@ Bad input follows DESIGN.md section 7: paths that escape the dataset root and la
 fail when the dataset is built (:class:`DatasetRoot`, :func:`check_label`); unreadable images fail
 or are skipped and counted when loaded (``data.on_bad_image``), and :func:`collate` carries the count
 out of DataLoader worker processes.
+
+The task kind decides what pixels a split gives (:func:`split_transforms`): classification splits
+get the backbone's resize, crop and normalisation; image-to-image splits give RGB in [0, 1] at full
+resolution, with the same geometry for every image of an item (:class:`PairedTransform`), and the
+model normalises in its graph. A split may be unlabeled (every label ``None``): its items have no
+``"label"``.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ VAL_MAX_SHOTS = 4
 
 Label = int | list[int]
 Transform = Callable[[Image.Image], Any]
+
+#: What ``data.augment`` may be, per task kind (see :func:`split_transforms`).
+AUGMENTS = ("none", "crop-flip")
 
 
 class BadImageError(UserError):
@@ -112,39 +121,54 @@ class Split(Dataset):
     :meth:`with_transform`) that never copy or decode images.
 
     ``labels[i]`` is a class id for single-label data and a sorted list of positive class ids for
-    multi-label data. ``__getitem__`` returns ``{"image": tensor, "label": tensor, "index": i}`` plus
-    any further entries ``_load`` returns (a ``"target"`` image for image-to-image tasks): every PIL
-    image goes through the transform, so a random transform draws independently for ``image`` and
-    ``target`` (paired augmentation needs a subclass that transforms both together).
+    multi-label data. An unlabeled split (paired images for enhancement, say) has ``None`` for every
+    item, and ``n_classes`` 0 unless its task names classes; a split with some labels missing is an
+    error. ``__getitem__`` returns ``{"image": tensor, "label": tensor, "index": i}`` (no ``"label"``
+    when unlabeled) plus any further entries ``_load`` returns (a ``"target"`` image for
+    image-to-image tasks). A per-image transform is applied to each PIL image of the item on its
+    own; a :class:`PairedTransform` gets all of them at once, so one random draw serves ``image``
+    and ``target``.
     """
 
     def __init__(
         self,
-        labels: Sequence[Label],
+        labels: Sequence[Label | None],
         n_classes: int,
         *,
         multi_label: bool = False,
         on_bad_image: str = "error",
     ) -> None:
         check_choice("data", "on_bad_image", on_bad_image, ("error", "skip"))
-        self.labels: list[Label] = list(labels)
+        missing = sum(label is None for label in labels)
+        if 0 < missing < len(labels):
+            raise ValueError(
+                f"{type(self).__name__}: {missing} of {len(labels)} labels are None; a split is labeled "
+                "throughout or not at all (pass None for every item of an unlabeled split)"
+            )
+        self.labels: list[Label | None] = list(labels)
         self.n_classes = n_classes
         self.multi_label = multi_label
         self.on_bad_image = on_bad_image
         #: Applied to every PIL image of an item; ``None`` converts to a float tensor in [0, 1].
-        self.transform: Transform | None = None
+        self.transform: Transform | PairedTransform | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def labeled(self) -> bool:
+        """Whether items carry labels; an empty split counts as labeled."""
+        return not self.labels or self.labels[0] is not None
 
     def _load(self, i: int) -> dict[str, Any]:
         """Item ``i`` without its label: ``{"image": PIL RGB, ...}``; raise :class:`BadImageError`."""
         raise NotImplementedError(f"{type(self).__name__} must implement _load(i)")
 
     def load(self, i: int) -> dict[str, Any]:
-        """Item ``i`` as PIL images plus its label; raises :class:`BadImageError` in either mode."""
+        """Item ``i`` as PIL images plus its label (if labeled); raises :class:`BadImageError` in either mode."""
         item = self._load(i)
-        item["label"] = self.labels[i]
+        if self.labels[i] is not None:
+            item["label"] = self.labels[i]
         return item
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -154,11 +178,16 @@ class Split(Dataset):
             if self.on_bad_image == "skip":
                 return {SKIPPED_KEY: self._item_key(i)}  # dropped, counted and named by collate()
             raise
+        images = {key: value for key, value in item.items() if isinstance(value, Image.Image)}
         transform = self.transform or _to_tensor
-        out = {key: transform(value) if isinstance(value, Image.Image) else value for key, value in item.items()}
-        out["label"] = self.label_tensor(self.labels[i])
-        out["index"] = i
-        return out
+        if isinstance(transform, PairedTransform):
+            item.update(transform(images))
+        else:
+            item.update({key: transform(image) for key, image in images.items()})
+        if self.labels[i] is not None:
+            item["label"] = self.label_tensor(self.labels[i])
+        item["index"] = i
+        return item
 
     def _item_key(self, i: int) -> str:
         """A name of item ``i`` that is the same in every view of the data and in every process."""
@@ -178,7 +207,7 @@ class Split(Dataset):
         return target
 
     def with_transform(self, transform: Transform | None) -> Split:
-        """A shallow copy that applies ``transform`` to every PIL image of an item."""
+        """A shallow copy that applies ``transform`` to every PIL image of an item (see :class:`PairedTransform`)."""
         view = copy.copy(self)
         view.transform = transform
         return view
@@ -194,6 +223,7 @@ class Split(Dataset):
         labels = [self.labels[i] for i in indices]
         n_classes = self.n_classes
         if label_map is not None:
+            self._require_labels("selecting classes")
             labels = [_remap(label, label_map, self.multi_label) for label in labels]
             n_classes = max(label_map.values(), default=-1) + 1
         source, source_indices = self._source_indices(indices)
@@ -207,6 +237,7 @@ class Split(Dataset):
         Multi-label items are kept when they have at least one of the classes, with only those
         labels (MULTI-LANE's task rule).
         """
+        self._require_labels("selecting classes")
         label_map = {int(c): k for k, c in enumerate(class_ids)}
         if self.multi_label:
             keep = [i for i, label in enumerate(self.labels) if any(c in label_map for c in label)]
@@ -218,11 +249,18 @@ class Split(Dataset):
         """The split that actually loads these items, and their indices in it."""
         return self, indices
 
+    def _require_labels(self, what: str) -> None:
+        if not self.labeled:
+            raise UserError(
+                f"{what} needs labeled data, but this split of {type(self).__name__} has no labels; "
+                "use a protocol and metrics that need no classes (e.g. protocol: standard with psnr/ssim)"
+            )
+
 
 class _SubsetSplit(Split):
     """Some items of another split with their own labels; loading goes straight to the source."""
 
-    def __init__(self, source: Split, indices: list[int], labels: list[Label], n_classes: int) -> None:
+    def __init__(self, source: Split, indices: list[int], labels: list[Label | None], n_classes: int) -> None:
         super().__init__(labels, n_classes, multi_label=source.multi_label, on_bad_image=source.on_bad_image)
         self.source = source
         self.indices = indices
@@ -250,7 +288,7 @@ class FileSplit(Split):
     opened when an item is loaded, so a missing file is a bad image, not a construction error.
     """
 
-    def __init__(self, paths: Sequence[str | Path], labels: Sequence[Label], n_classes: int, **kwargs: Any):
+    def __init__(self, paths: Sequence[str | Path], labels: Sequence[Label | None], n_classes: int, **kwargs: Any):
         if len(paths) != len(labels):
             raise ValueError(f"FileSplit needs one label per path; got {len(paths)} paths and {len(labels)} labels")
         super().__init__(labels, n_classes, **kwargs)
@@ -274,18 +312,30 @@ SKIPPED_KEY = "skipped_key"
 def collate(items: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
     """Stack items into a batch, dropping skipped bad images (``{SKIPPED_KEY: name}`` or ``None``).
 
+    Each key is collated on its own with PyTorch's ``default_collate``, except a tensor whose shape
+    differs between the items (image-to-image images of different sizes): it becomes a list of the
+    items' tensors, one per item, in batch order. Equal shapes stack into one tensor as before, so
+    adapters of image-to-image tasks accept ``batch["image"]`` as a (B, 3, H, W) tensor or a list of
+    (3, H, W) tensors.
+
     The batch holds ``"skipped"``, the number of dropped items, and ``"skipped_keys"``, the names of
     those that carry one. Both travel with the batch, so they survive DataLoader worker processes;
     the engine counts each unreadable item once in the run summary, however often it is met. A batch
-    whose items were all skipped holds only these two keys, and the engine must not feed it to the
-    model.
+    whose items were all skipped holds only these two keys (no ``"index"``), and the engine must not
+    feed it to the model. Unlabeled items give a batch without ``"label"``.
     """
     skipped = [item for item in items if item is None or SKIPPED_KEY in item]
     kept = [item for item in items if item is not None and SKIPPED_KEY not in item]
-    batch = default_collate(kept) if kept else {}
+    batch = {key: _collate_values([item[key] for item in kept]) for key in kept[0]} if kept else {}
     batch["skipped"] = len(skipped)
     batch["skipped_keys"] = [item[SKIPPED_KEY] for item in skipped if item is not None]
     return batch
+
+
+def _collate_values(values: list[Any]) -> Any:
+    if all(isinstance(value, torch.Tensor) for value in values) and len({value.shape for value in values}) > 1:
+        return values
+    return default_collate(values)
 
 
 # -- images -----------------------------------------------------------------------------------------
@@ -333,6 +383,69 @@ def _to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
 
 
+class PairedTransform:
+    """The image-to-image transform: every image of an item as a float (3, H, W) tensor in [0, 1].
+
+    No resize and no normalisation: the model sees full-resolution pixels and normalises in its
+    graph (``Backbone.prepare_pixels``). ``augment="crop-flip"`` draws one geometry per item and
+    applies it to every image of the item (``image`` and ``target`` alike): a crop whose height and
+    width are the same fraction, uniform in ``crop_scale``, of the image's, at a uniform position,
+    then a horizontal flip with probability 1/2. Crops keep native pixels (no resampling), so a
+    batch of them may mix sizes (see :func:`collate`). The images of one item must have one size.
+    Draws use torch's global generator, which the engine seeds per epoch and DataLoader per worker.
+
+    :meth:`Split.__getitem__` passes a ``PairedTransform`` (or a subclass overriding ``__call__``)
+    the item's PIL images as one mapping, where other transforms get one image at a time.
+    """
+
+    def __init__(self, augment: str = "none", crop_scale: tuple[float, float] = (0.5, 1.0)) -> None:
+        check_choice("data", "augment", augment, AUGMENTS)
+        low, high = crop_scale
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1; got {crop_scale}")
+        self.augment = augment
+        self.crop_scale = (float(low), float(high))
+
+    def __call__(self, images: dict[str, Image.Image]) -> dict[str, torch.Tensor]:
+        """``{name: tensor}`` for ``{name: PIL image}``, every image with the same crop and flip."""
+        if self.augment == "crop-flip" and images:
+            sizes = {name: image.size for name, image in images.items()}
+            if len(set(sizes.values())) > 1:
+                shown = ", ".join(f"{name} {w}x{h}" for name, (w, h) in sizes.items())
+                raise UserError(f"the images of one image-to-image item differ in size ({shown}); "
+                                "paired images must have the same width and height")
+            images = self._crop_and_flip(images, *next(iter(sizes.values())))
+        return {name: _to_tensor(image) for name, image in images.items()}
+
+    def _crop_and_flip(self, images: dict[str, Image.Image], width: int, height: int) -> dict[str, Image.Image]:
+        low, high = self.crop_scale
+        scale = low + (high - low) * float(torch.rand(()))
+        crop_w, crop_h = max(1, round(width * scale)), max(1, round(height * scale))
+        left = int(torch.randint(width - crop_w + 1, ()))
+        top = int(torch.randint(height - crop_h + 1, ()))
+        flip = bool(torch.rand(()) < 0.5)
+        box = (left, top, left + crop_w, top + crop_h)
+        cropped = {name: image.crop(box) for name, image in images.items()}
+        if flip:
+            cropped = {name: image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for name, image in cropped.items()}
+        return cropped
+
+
+def split_transforms(
+    task: Task, preprocessing: Any, augment: str = "none"
+) -> tuple[Transform | PairedTransform, Transform | PairedTransform]:
+    """``(train_transform, test_transform)`` of a task's splits; the task kind decides.
+
+    Single- and multi-label tasks get :func:`build_transforms` (the backbone's resize, crop and
+    normalisation; ``crop-flip`` adds a random resized crop and flip). Image-to-image tasks get a
+    :class:`PairedTransform`: full-resolution pixels in [0, 1], and with ``crop-flip`` one random
+    crop and flip shared by ``image`` and ``target``; the test transform never augments.
+    """
+    if task.kind == "image-to-image":
+        return PairedTransform(augment), PairedTransform("none")
+    return build_transforms(preprocessing, augment)
+
+
 def build_transforms(
     preprocessing: Any, augment: str = "none", *, normalize: bool = True
 ) -> tuple[Transform, Transform]:
@@ -347,7 +460,7 @@ def build_transforms(
     """
     from torchvision import transforms as T
 
-    check_choice("data", "augment", augment, ("none", "crop-flip"))
+    check_choice("data", "augment", augment, AUGMENTS)
     size = int(preprocessing.size)
     interpolation = T.InterpolationMode(getattr(preprocessing, "interpolation", "bicubic"))
     resize = int(math.floor(size / getattr(preprocessing, "crop_pct", 1.0)))
@@ -451,6 +564,9 @@ def sample_few_shot(labels: Sequence[int], shots: int, rng: int | random.Random)
     rng = random.Random(rng) if isinstance(rng, int) else rng
     groups: dict[int, list[int]] = {}
     for index, label in enumerate(labels):
+        if label is None:
+            raise UserError("few-shot sampling (data.shots) needs labeled data, and this dataset has no labels; "
+                            "remove data.shots")
         if not isinstance(label, int):
             raise UserError("few-shot sampling (data.shots) needs single-label data; remove data.shots")
         groups.setdefault(label, []).append(index)
@@ -545,6 +661,7 @@ __all__ = [
     "DataBundle",
     "DatasetRoot",
     "FileSplit",
+    "PairedTransform",
     "Split",
     "Task",
     "apply_few_shot",
@@ -560,5 +677,6 @@ __all__ = [
     "sample_few_shot_splits",
     "select_classes",
     "split_base_new",
+    "split_transforms",
     "to_rgb",
 ]
