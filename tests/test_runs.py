@@ -1,10 +1,12 @@
-"""End-to-end runs on the tiny components: run directory, summary keys, learning, seeds."""
+"""End-to-end runs on the tiny components: run directory, summary keys, learning, seeds, command line."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from mmadapt.testing import run_recipe, tiny_recipe
+from omegaconf import OmegaConf
 
 SUMMARY_KEYS = {"name", "seed", "metrics", "params", "wall_time_s", "steps"}
 
@@ -77,3 +79,26 @@ def test_each_unreadable_image_counts_once_in_the_summary(tiny_plugin, tmp_path)
     # again and again (and training and evaluation both meet them); each counts once.
     assert summary["skipped_images"] == 3
     assert summary["steps"] > 0
+
+
+@pytest.mark.parametrize("order", ["overrides-last", "overrides-first"])
+def test_overrides_work_before_or_after_options(tiny_plugin, tmp_path, order):
+    from mmadapt.cli import main
+
+    recipe = tmp_path / "tiny.yaml"
+    OmegaConf.save(OmegaConf.create(tiny_recipe()), recipe)
+    overrides = ["name=renamed", "seed=7"]
+    options = ["--output-dir", str(tmp_path / "run")]
+    tail = [*options, *overrides] if order == "overrides-last" else [*overrides, *options]
+    assert main(["run", str(recipe), *tail]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (summary["name"], summary["seed"]) == ("renamed", 7)
+
+
+def test_an_unknown_option_after_the_recipe_is_still_an_error(tiny_plugin, tmp_path, capsys):
+    from mmadapt.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "tiny.yaml", "--output-dir", str(tmp_path), "--sedes", "1"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --sedes 1" in capsys.readouterr().err
