@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 from mmadapt.config import TrainConfig
-from mmadapt.engine import GlobalBatchSampler, batches_of, build_scheduler
 from mmadapt.errors import NonFiniteLossError
+from mmadapt.optim import build_scheduler
+from mmadapt.sampling import GlobalBatchSampler, batches_of
 from mmadapt.testing import run_recipe, tiny_recipe
 from safetensors.torch import load_file
 

@@ -62,7 +62,7 @@ class Adapter(nn.Module):
         unexpected = self.load_state_dict(state, strict=False).unexpected_keys
         if missing or unexpected:
             raise ValueError(f"checkpoint does not match the adapter: missing {missing}, unexpected {unexpected}")
-        self._eval_cache.clear()
+        self.clear_eval_cache()
 
     def set_task(self, task: Task) -> None:
         """Switch to another class list (base-to-novel evaluation); adapters that can't must say so."""
@@ -90,6 +90,10 @@ class Adapter(nn.Module):
                 self._eval_cache[key] = compute()
         return self._eval_cache[key]
 
+    def clear_eval_cache(self) -> None:
+        """Forget every value kept by :meth:`cached`; call it when something they depend on changed."""
+        self._eval_cache.clear()
+
     def cached_in_eval(self, key: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` with gradients while training, once per evaluation otherwise."""
         return compute() if self.training else self.cached(key, compute)
@@ -97,5 +101,5 @@ class Adapter(nn.Module):
     def train(self, mode: bool = True) -> Adapter:
         """Switch mode and drop eval-time caches; the backbone keeps its frozen modules in eval mode."""
         super().train(mode)
-        self._eval_cache.clear()
+        self.clear_eval_cache()
         return self

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,69 @@ def check_requirements(requires: Any, source: str) -> None:
         raise RecipeError(source, problems)
 
 
+class SectionError(UserError, ValueError):
+    """Problems in component sections validated by :func:`validate_sections`, reported together.
+
+    A ``ValueError`` too, so raised from a config dataclass's ``__post_init__`` it becomes one more
+    problem of the recipe being validated.
+    """
+
+
+#: The registry of the recipe being validated, so sections validated inside a config's
+#: ``__post_init__`` see the same components as the recipe itself.
+_VALIDATING: ContextVar[Registry | None] = ContextVar("mmadapt_validating_registry", default=None)
+
+
+def validate_sections(kind: str, entries: Any, *, where: str) -> list[Section]:
+    """Validate component sections a protocol or component builds itself (``multitask``'s datasets).
+
+    ``entries`` is a list of ``{name: ..., **options}`` mappings (or bare names) of components of
+    ``kind`` (``dataset``, ``backbone``, ...); ``where`` is their key path in the recipe
+    (``protocol.datasets``). Each is checked like a recipe section: known name, known keys with a
+    suggestion, types, the config's own checks. Every problem is collected into one
+    :class:`SectionError`. Inside recipe validation the recipe's registry is used, elsewhere the
+    process-wide plugin manager's.
+    """
+    if not isinstance(entries, (list, tuple)):
+        raise SectionError(f"{where}: expected a list of {kind} sections, got {entries!r}")
+    registry = _VALIDATING.get() or _process_registry()
+    problems: list[str] = []
+    sections = [
+        section
+        for index, entry in enumerate(entries)
+        if (section := _validate_section(f"{where}[{index}]", kind, entry, registry, problems))
+    ]
+    if problems:
+        raise SectionError("; ".join(problems))
+    return sections
+
+
+def validate_section(kind: str, entry: Any, *, where: str) -> Section:
+    """One component section (a second backbone, say), checked like :func:`validate_sections` checks a list."""
+    registry = _VALIDATING.get() or _process_registry()
+    problems: list[str] = []
+    section = _validate_section(where, kind, entry, registry, problems)
+    if problems or section is None:
+        raise SectionError("; ".join(problems))
+    return section
+
+
+def _process_registry() -> Registry:
+    from .plugins import get_plugin_manager
+
+    return get_plugin_manager().registry
+
+
 def validate_recipe(given: DictConfig, source: str, overrides: list[str], *, registry: Registry) -> Recipe:
     """Validate an already-read recipe mapping; ``source`` names it in messages."""
+    token = _VALIDATING.set(registry)
+    try:
+        return _validate_recipe(given, source, overrides, registry)
+    finally:
+        _VALIDATING.reset(token)
+
+
+def _validate_recipe(given: DictConfig, source: str, overrides: list[str], registry: Registry) -> Recipe:
     problems: list[str] = []
     if overrides:
         try:
@@ -268,4 +330,5 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-__all__ = ["Recipe", "Section", "load_recipe", "read_recipe_file", "validate_recipe"]
+__all__ = ["Recipe", "Section", "SectionError", "load_recipe", "read_recipe_file", "validate_recipe",
+           "validate_section", "validate_sections"]

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import OmegaConf
 
-from .engine import Run, latest_checkpoint, seed_everything
+from .checkpoints import read_checkpoints
+from .engine import Run
 from .errors import UserError
 from .plots import draw_training_curves
 from .plugins import PluginManager, get_plugin_manager, plugin_report
 from .processes import cpu_only, is_main_process
 from .recipe import Recipe, load_recipe, validate_recipe
 from .rundir import SEEDS, SUMMARY, RunDir, shared_timestamp
+from .sampling import seed_everything
 
 
 def run_recipe_file(
@@ -94,7 +97,7 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
     """Build accelerator, backbone, data, adapter and objective for one seed."""
     from accelerate import Accelerator
 
-    from .data import apply_few_shot, build_transforms
+    from .data import apply_few_shot, split_transforms
 
     mixed_precision = _mixed_precision(recipe.train.precision)
     try:
@@ -121,7 +124,7 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
     bundle = protocol.prepare(bundle)
     adapter = recipe.adapter.build(backbone, bundle.task).to(accelerator.device)
     objective = recipe.objective.build(adapter)
-    transforms = build_transforms(backbone.preprocessing, recipe.data.config.augment)
+    transforms = split_transforms(bundle.task, backbone.preprocessing, recipe.data.config.augment)
     run = Run(recipe, run_dir, accelerator, manager.lifecycle, bundle, adapter, objective, recipe.seed, transforms)
     return run, protocol
 
@@ -161,19 +164,50 @@ def evaluate_run(path: str | Path, overrides: list[str] | None = None,
     manager = manager or get_plugin_manager()
     run_dir = RunDir(path)
     recipe = _saved_recipe(run_dir, manager, overrides or [])
-    checkpoint = latest_checkpoint(run_dir)
+    found = read_checkpoints(run_dir.path)
     eval_dir = RunDir.create(recipe.name, run_dir.path / "evals" / shared_timestamp("%Y%m%d-%H%M%S"))
     run, protocol = build_run(recipe, eval_dir, manager)
-    if checkpoint is not None:
-        from safetensors.torch import load_file
-
-        run.adapter.load_trainable_state_dict(load_file(str(checkpoint / "adapter.safetensors")))
+    if found:
+        run.load_checkpoint(found[-1])
     metrics = protocol.evaluate(run)
     eval_dir.write_recipe(recipe.given, recipe.resolved)
     eval_dir.write_json(SUMMARY, {"name": recipe.name, "seed": recipe.seed, "metrics": metrics,
-                                  "checkpoint": str(checkpoint) if checkpoint else None})
+                                  "checkpoint": str(found[-1].folder) if found else None})
     print_table(recipe, {"metrics": metrics})
     return metrics
+
+
+@dataclass
+class FinishedRun:
+    """What :func:`load_run` gives: a run directory's recipe, backbone and adapter with its trained weights."""
+
+    recipe: Recipe
+    backbone: Any
+    adapter: Any
+    #: The checkpoint folder the weights came from (the one ``adapt eval`` uses); None if the run has none.
+    checkpoint: Path | None
+
+
+def load_run(path: str | Path, manager: PluginManager | None = None) -> FinishedRun:
+    """Rebuild a finished run's backbone and adapter and load the checkpoint ``adapt eval`` would use.
+
+    The adapter is built as the run built it (the dataset is read for the task's classes, and the
+    protocol's ``prepare`` applied); it comes back in eval mode on the CPU.
+    """
+    manager = manager or get_plugin_manager()
+    run_dir = RunDir(path)
+    recipe = _saved_recipe(run_dir, manager)
+    backbone = recipe.backbone.build()
+    bundle = recipe.protocol.build().prepare(recipe.data.build())
+    adapter = recipe.adapter.build(backbone, bundle.task)
+    found = read_checkpoints(run_dir.path)
+    if found:
+        try:
+            adapter.load_trainable_state_dict(found[-1].weights())
+        except ValueError as exc:
+            raise UserError(f"{found[-1].folder}: the checkpoint does not fit the run's adapter ({exc})") from None
+    adapter.eval()
+    return FinishedRun(recipe, backbone, adapter, found[-1].folder if found else None)
 
 
 def _saved_recipe(run_dir: RunDir, manager: PluginManager, overrides: list[str] | None = None) -> Recipe:

@@ -107,7 +107,7 @@ class Lora(Adapter):
 
     def set_task(self, task: Task) -> None:
         self.task = task
-        self._eval_cache.clear()
+        self.clear_eval_cache()
 
     def class_embeddings(self) -> torch.Tensor:
         def compute() -> torch.Tensor:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from mmadapt.data import DataBundle, base_new_bundles
 from mmadapt.engine import Run
 from mmadapt.metrics import harmonic_mean
@@ -54,11 +52,9 @@ class Base2NovelProtocol(Protocol):
         return {**initial, **self.evaluate(run)}
 
     def evaluate(self, run: Run) -> dict[str, float]:
+        """Base classes on the test split, new classes on theirs, and the harmonic mean of each metric."""
         metrics = run.evaluate("test", prefix="base")
-        run.bundle = replace(run.bundle, splits={**run.bundle.splits, "test_new": self.new.splits["test"]})
-        run.adapter.set_task(self.new.task)
-        metrics.update(run.evaluate("test_new", prefix="new"))
-        run.adapter.set_task(self.base.task)
+        metrics.update(run.evaluate(self.new.split("test"), task=self.new.task, prefix="new"))
         for key in list(metrics):
             split, _, name = key.partition("/")
             if split == "base" and f"new/{name}" in metrics:

@@ -5,19 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmadapt import check_choice
-
-from .sections import dataset_sections
-
-POSITIONS = ("end", "middle", "front")
-
-
-def _check_context(n_ctx: int | None, init: str | None, position: str) -> None:
-    check_choice("adapter", "class_token_position", position, POSITIONS)
-    if n_ctx is not None and n_ctx < 1:
-        raise ValueError(f"adapter.n_ctx must be at least 1; got {n_ctx}")
-    if init is not None and not init.strip():
-        raise ValueError("adapter.init is empty; give words such as 'a photo of a', or null for a random context")
+from mmadapt import check_prompt_context
 
 
 @dataclass
@@ -36,7 +24,7 @@ class CoopConfig:
     templates: list[str] | None = None
 
     def __post_init__(self) -> None:
-        _check_context(self.n_ctx, self.init, self.class_token_position)
+        check_prompt_context(self.n_ctx, self.init, self.class_token_position)
         if self.csc and self.init:
             # CoOp silently ignores CSC with a word init; refusing says what actually happens.
             raise ValueError("adapter.csc needs a random context; a word init (adapter.init) is shared by all classes")
@@ -55,7 +43,7 @@ class CocoopConfig:
     templates: list[str] | None = None
 
     def __post_init__(self) -> None:
-        _check_context(self.n_ctx, self.init, self.class_token_position)
+        check_prompt_context(self.n_ctx, self.init, self.class_token_position)
 
 
 @dataclass
@@ -96,15 +84,6 @@ class MultitaskConfig:
     mask_logits: bool = True
 
     def __post_init__(self) -> None:
-        dataset_sections(self.datasets)
+        from mmadapt import validate_sections
 
-
-@dataclass
-class KgRegularizerConfig:
-    """KgCoOp: cross-entropy + weight * (1 - mean cosine to the hand-written prompt features)."""
-
-    weight: float = 8.0
-
-    def __post_init__(self) -> None:
-        if self.weight < 0:
-            raise ValueError(f"objective.weight must be non-negative; got {self.weight}")
+        validate_sections("dataset", self.datasets, where="protocol.datasets")

@@ -12,14 +12,12 @@ from __future__ import annotations
 import re
 import statistics
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import torch
-from mmadapt import DataBundle, Protocol, Run, UserError, apply_few_shot
+from mmadapt import DataBundle, Protocol, Run, Split, UserError, apply_few_shot, validate_sections
 
 from .merged import merged_split, merged_task
-from .sections import dataset_sections
 
 
 class MultitaskProtocol(Protocol):
@@ -27,49 +25,37 @@ class MultitaskProtocol(Protocol):
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
-        self.sources = dataset_sections(config.datasets)
+        self.sources = validate_sections("dataset", config.datasets, where="protocol.datasets")
 
     def prepare(self, bundle: DataBundle) -> DataBundle:
         """Build the further datasets and merge every task; the adapter serves the merged classes."""
-        self.bundles = [bundle, *(component.build(config) for component, config in self.sources)]
+        self.bundles = [bundle, *(section.build() for section in self.sources)]
         self.names = task_names(self.bundles)
         task = merged_task(self.bundles, self.names)
         self.task_of_class = torch.tensor(
             [t for t, part in enumerate(self.bundles) for _ in part.task.classnames], dtype=torch.long
         )
-        # The training split needs the run seed for few-shot sampling, so run() adds it; evaluation
+        # The training split needs the run seed for few-shot sampling, so run() builds it; evaluation
         # reads each task's own test split.
         return DataBundle(task, {})
 
     def run(self, run: Run) -> dict[str, float]:
-        self._sample_training_data(run)
-        objective = run.objective
-        if self.config.mask_logits:
-            run.objective = masked_objective(objective, self.task_of_class)
-        try:
-            run.fit("train")
-        finally:
-            run.objective = objective
+        """Train on every task's few-shot training split at once, then evaluate each task."""
+        objective = masked_objective(run.objective, self.task_of_class) if self.config.mask_logits else None
+        run.fit(self._training_split(run), stage="train", objective=objective)
         return self.evaluate(run)
 
     def evaluate(self, run: Run) -> dict[str, float]:
         """Each task on its own test split and classes; ``mean/<metric>`` over the tasks."""
-        merged = run.adapter.task
         metrics: dict[str, float] = {}
-        try:
-            for name, bundle in zip(self.names, self.bundles):
-                split = f"test_{name}"
-                run.bundle = replace(run.bundle, splits={**run.bundle.splits, split: bundle.split("test")})
-                run.adapter.set_task(bundle.task)
-                metrics.update(run.evaluate(split, prefix=name))
-        finally:
-            run.adapter.set_task(merged)
+        for name, bundle in zip(self.names, self.bundles):
+            metrics.update(run.evaluate(bundle.split("test"), task=bundle.task, prefix=name))
         for metric in sorted({key.partition("/")[2] for key in metrics}):
             values = [metrics[f"{name}/{metric}"] for name in self.names if f"{name}/{metric}" in metrics]
             metrics[f"mean/{metric}"] = statistics.fmean(values)
         return metrics
 
-    def _sample_training_data(self, run: Run) -> None:
+    def _training_split(self, run: Run) -> Split:
         """Few-shot sample each further dataset with the run seed (Dassl's rule) and merge the training splits.
 
         The ``data:`` section was sampled by the core already; every dataset is sampled with a fresh
@@ -77,7 +63,7 @@ class MultitaskProtocol(Protocol):
         """
         data = run.recipe.data.config
         parts, chosen = [self.bundles[0].split("train")], {}
-        for (_, config), bundle, name in zip(self.sources, self.bundles[1:], self.names[1:]):
+        for config, bundle, name in zip((s.config for s in self.sources), self.bundles[1:], self.names[1:]):
             for key in ("augment", "on_bad_image"):
                 if getattr(config, key) != getattr(data, key):
                     raise UserError(
@@ -89,8 +75,7 @@ class MultitaskProtocol(Protocol):
             parts.append(bundle.split("train"))
         if chosen and run.is_main:
             run.run_dir.write_json("multitask_few_shot.json", {"seed": run.seed, "indices": chosen})
-        train = merged_split(parts, self.bundles, data.on_bad_image)
-        run.bundle = replace(run.bundle, splits={**run.bundle.splits, "train": train})
+        return merged_split(parts, self.bundles, data.on_bad_image)
 
 
 def masked_objective(objective: Callable, task_of_class: torch.Tensor) -> Callable:
