@@ -1,11 +1,14 @@
-"""Evaluation metrics: stateful objects fed batch by batch, reporting percentages (0-100).
+"""Evaluation metrics: stateful objects fed batch by batch.
 
-Every metric has ``update(outputs, batch)`` (``outputs["logits"]`` of shape (B, C), ``batch["label"]``:
-class ids (B,) or multi-hot targets (B, C)), ``compute() -> {key: float}`` and ``reset()``. A metric
-that saw no usable samples reports NaN.
+Every metric has ``update(outputs, batch)``, ``compute() -> {key: float}`` and ``reset()``. A metric
+that saw no usable samples reports NaN. Classification metrics read ``outputs["logits"]`` of shape
+(B, C) and ``batch["label"]`` (class ids (B,) or multi-hot targets (B, C)) and report percentages
+(0-100); image metrics read ``outputs["images"]`` and ``batch["target"]`` and report PSNR in dB and
+SSIM as a fraction (1 for identical images).
 
-``Metric.inputs`` names the per-sample tensors (first dimension = batch) a metric reads from the
-adapter's outputs and from the batch. In multi-process runs each process evaluates its share of the
+``Metric.inputs`` names the per-sample values a metric reads from the adapter's outputs and from
+the batch: a tensor with one row per item, or a list with one entry per item (images of different
+sizes, see :func:`mmadapt.data.collate`). In multi-process runs each process evaluates its share of the
 split; the engine gathers exactly these tensors from every process, in item order, and feeds them to
 every process's metrics, so metrics never communicate themselves and every process computes the same
 values.
@@ -214,12 +217,102 @@ def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     return torch.where(denominator > 0, numerator / denominator.clamp(min=1), torch.zeros_like(numerator))
 
 
+#: PSNR of an image equal to its target (infinite in theory), and the most any image scores. For
+#: scale: every pixel off by one 8-bit level scores 48 dB; only near-exact images come close.
+PSNR_CAP_DB = 100.0
+
+#: ITU-R BT.601 luma of RGB in [0, 1], as MATLAB's ``rgb2ycbcr`` (super-resolution papers' Y PSNR).
+_BT601_Y = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
+_BT601_Y_OFFSET = 16.0 / 255.0
+
+
+class _ImageMetric(Metric):
+    """The mean over images of a per-image score of ``outputs["images"]`` against ``batch["target"]``.
+
+    Both are (B, 3, H, W) tensors or lists of (3, H, W) tensors, pixels in [0, 1]; predictions are
+    clamped to [0, 1], as saving them as images would. Each image is scored on its own, so a batch
+    may mix sizes; an image and its target must have the same size.
+    """
+
+    inputs = {"outputs": ("images",), "batch": ("target",)}
+    key = ""
+
+    def reset(self) -> None:
+        self.total = 0.0
+        self.count = 0
+
+    def update(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
+        predictions, targets = outputs["images"], batch["target"]
+        if len(predictions) != len(targets):
+            raise ValueError(f"metric {self.key!r}: {len(predictions)} output images for {len(targets)} targets")
+        for prediction, target in zip(predictions, targets):
+            if prediction.shape != target.shape:
+                raise ValueError(
+                    f"metric {self.key!r}: an output image has shape {tuple(prediction.shape)} but its target "
+                    f"{tuple(target.shape)}; the adapter must return images of its targets' size"
+                )
+            prediction = prediction.detach().double().clamp(0.0, 1.0).unsqueeze(0).cpu()
+            self.total += self.score(prediction, target.detach().double().unsqueeze(0).cpu())
+            self.count += 1
+
+    def score(self, prediction: torch.Tensor, target: torch.Tensor) -> float:
+        """The score of one (1, 3, H, W) prediction against its target."""
+        raise NotImplementedError
+
+    def compute(self) -> dict[str, float]:
+        return {self.key: self.total / self.count if self.count else math.nan}
+
+
+class PeakSignalNoiseRatio(_ImageMetric):
+    """Mean PSNR over images, in dB, with data range 1 (torchmetrics): ``{"psnr"}`` or ``{"psnr_y"}``.
+
+    Each image's PSNR is capped at :data:`PSNR_CAP_DB`, so an exact reconstruction scores 100 dB
+    instead of infinity and the mean stays finite. ``channel="y"`` scores the BT.601 luma only.
+    """
+
+    def __init__(self, channel: str = "rgb") -> None:
+        if channel not in ("rgb", "y"):
+            raise ValueError(f"psnr channel must be 'rgb' or 'y'; got {channel!r}")
+        self.channel = channel
+        self.key = "psnr" if channel == "rgb" else "psnr_y"
+        super().__init__()
+
+    def score(self, prediction: torch.Tensor, target: torch.Tensor) -> float:
+        from torchmetrics.functional.image import peak_signal_noise_ratio
+
+        if self.channel == "y":
+            prediction, target = _luma(prediction), _luma(target)
+        return min(float(peak_signal_noise_ratio(prediction, target, data_range=1.0)), PSNR_CAP_DB)
+
+
+def _luma(images: torch.Tensor) -> torch.Tensor:
+    weights = images.new_tensor(_BT601_Y).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1, keepdim=True) + _BT601_Y_OFFSET
+
+
+class StructuralSimilarity(_ImageMetric):
+    """Mean SSIM over images (torchmetrics: 11x11 Gaussian window, sigma 1.5, data range 1): ``{"ssim"}``.
+
+    The SSIM of an RGB image is the mean over its channels; 1.0 for an image equal to its target.
+    """
+
+    key = "ssim"
+
+    def score(self, prediction: torch.Tensor, target: torch.Tensor) -> float:
+        from torchmetrics.functional.image import structural_similarity_index_measure
+
+        return float(structural_similarity_index_measure(prediction, target, data_range=1.0))
+
+
 __all__ = [
     "F1",
     "Accuracy",
+    "PSNR_CAP_DB",
     "MeanAveragePrecision",
     "Metric",
+    "PeakSignalNoiseRatio",
     "PerClassAccuracy",
+    "StructuralSimilarity",
     "average_precision",
     "harmonic_mean",
 ]

@@ -1,8 +1,9 @@
-"""Builtin datasets: image folders, CoOp split files and multi-label annotation files.
+"""Builtin datasets: image folders, CoOp split files, multi-label annotations, paired and unpaired folders.
 
-This module is imported whenever plugins load, so it holds only the config dataclasses and the
-registration; the factories import the torch-based implementations
-(:mod:`mmadapt.builtin.image_datasets`) when a recipe builds a dataset.
+This module is imported whenever plugins load, so it holds only the registration; the configs live
+in :mod:`mmadapt.builtin.dataset_configs`, and the factories import the torch-based readers
+(:mod:`mmadapt.builtin.image_datasets`, :mod:`mmadapt.builtin.folder_pairs`) when a recipe builds a
+dataset.
 
 Relative paths in configs are relative to the working directory (``root``) or to ``root`` (the
 annotation files). Paths inside annotation files are relative to ``root`` and may not leave it.
@@ -10,78 +11,30 @@ annotation files). Paths inside annotation files are relative to ``root`` and ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING
-
-from ..config import DataConfig
 from ..hookspecs import hookimpl
+from .dataset_configs import (
+    CoopConfig,
+    ImageFolderConfig,
+    MultiLabelConfig,
+    PairedFoldersConfig,
+    UnpairedFoldersConfig,
+)
 
-
-def _default_templates() -> list[str]:
-    return ["a photo of a {}."]
-
-
-def _check_templates(templates: list[str]) -> None:
-    for template in templates:
-        if "{}" not in template:
-            raise ValueError(f"data.templates: template {template!r} has no '{{}}' where the class name goes")
-
-
-@dataclass
-class ImageFolderConfig(DataConfig):
-    """``root/train/<class>/<image>``, optional ``root/val/`` and ``root/test/`` with the same classes."""
-
-    #: Folder holding ``train/`` (required), ``val/`` and ``test/``.
-    root: str = MISSING
-    #: Zero-shot prompt templates; ``{}`` is the class name.
-    templates: list[str] = field(default_factory=_default_templates)
-    #: Optional prompt name per class folder; other folders use their name with ``_`` as a space.
-    classnames: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_templates(self.templates)
-
-
-@dataclass
-class CoopConfig(DataConfig):
-    """CoOp's ``split_zhou_<Name>.json``: ``train``/``val``/``test`` lists of ``[path, label, classname]``."""
-
-    #: Image folder the split file's paths are relative to.
-    root: str = MISSING
-    #: The split JSON; relative to ``root`` unless absolute.
-    split_file: str = MISSING
-    templates: list[str] = field(default_factory=_default_templates)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_templates(self.templates)
-
-
-@dataclass
-class MultiLabelConfig(DataConfig):
-    """Multi-label annotations: COCO-style instances JSON or ``path,labels`` CSV, per split.
-
-    Class ids follow the alphabetical order of the class names (the MULTI-LANE convention).
-    """
-
-    #: Folder the images are under.
-    root: str = MISSING
-    #: Annotation files (``.json`` COCO instances or ``.csv``); relative to ``root`` unless absolute.
-    train_file: str = MISSING
-    test_file: str = MISSING
-    val_file: str | None = None
-    #: Subfolders of ``root`` holding each split's images (COCO: ``train2014``, ``val2014``).
-    train_images: str = ""
-    val_images: str = ""
-    test_images: str = ""
-    templates: list[str] = field(default_factory=_default_templates)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_templates(self.templates)
+__all__ = [
+    "CoopConfig",
+    "ImageFolderConfig",
+    "MultiLabelConfig",
+    "PairedFoldersConfig",
+    "UnpairedFoldersConfig",
+    "build_coop",
+    "build_imagefolder",
+    "build_multilabel",
+    "build_paired_folders",
+    "build_unpaired_folders",
+    "register_datasets",
+]
 
 
 def build_imagefolder(config: ImageFolderConfig) -> Any:
@@ -105,9 +58,28 @@ def build_multilabel(config: MultiLabelConfig) -> Any:
     return build(config)
 
 
+def build_paired_folders(config: PairedFoldersConfig) -> Any:
+    """Build a paired-folders dataset (see :func:`mmadapt.builtin.folder_pairs.build_paired_folders`)."""
+    from .folder_pairs import build_paired_folders as build
+
+    return build(config)
+
+
+def build_unpaired_folders(config: UnpairedFoldersConfig) -> Any:
+    """Build an unpaired-folders dataset (see :func:`mmadapt.builtin.folder_pairs.build_unpaired_folders`)."""
+    from .folder_pairs import build_unpaired_folders as build
+
+    return build(config)
+
+
 @hookimpl
 def register_datasets(register):
     """Register the builtin datasets."""
     register("imagefolder", build_imagefolder, ImageFolderConfig, "Images in root/{train,val,test}/<class>/ folders")
-    register("coop", build_coop, CoopConfig, "CoOp/Dassl split_zhou_<Name>.json over an image folder")
-    register("multilabel", build_multilabel, MultiLabelConfig, "Multi-label images from COCO-style JSON or CSV files")
+    register("coop-split", build_coop, CoopConfig, "CoOp/Dassl split_zhou_<Name>.json over an image folder")
+    register("multilabel", build_multilabel, MultiLabelConfig,
+             "Multi-label images from COCO-style JSON, CSV files or a Pascal VOC layout")
+    register("paired-folders", build_paired_folders, PairedFoldersConfig,
+             "Image-to-image pairs: input/ and target/ folders matched by file stem")
+    register("unpaired-folders", build_unpaired_folders, UnpairedFoldersConfig,
+             "Unpaired full-resolution images labelled by folder (e.g. backlit/ and well-lit/)")

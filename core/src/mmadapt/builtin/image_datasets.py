@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from ..data import (
     prompt_name,
 )
 from ..errors import UserError, did_you_mean
-from .datasets import CoopConfig, ImageFolderConfig, MultiLabelConfig
+from .dataset_configs import CoopConfig, ImageFolderConfig, MultiLabelConfig
 
 SPLITS = ("train", "val", "test")
 
@@ -176,13 +177,13 @@ _Entry = tuple[str, str, list[str]]
 
 
 def build_multilabel(config: MultiLabelConfig) -> DataBundle:
-    """Multi-label splits from COCO JSON or CSV files; class ids are the sorted training class names."""
+    """Multi-label splits from COCO JSON, CSV or VOC files; class ids are the sorted training class names."""
     root = DatasetRoot(config.root)
     files = {"train": config.train_file, "val": config.val_file, "test": config.test_file}
     read = {}
     for name, value in files.items():
         if value:
-            read[name] = _read_annotations(_annotation_file(root, value, f"data.{name}_file"))
+            read[name] = _read_annotations(_annotation_file(root, value, f"data.{name}_file"), root)
     train_entries, train_categories = read["train"]
     classes = sorted(
         train_categories if train_categories is not None else {c for _, _, cs in train_entries for c in cs}
@@ -216,14 +217,19 @@ def _class_id(index: dict[str, int], name: str, where: str) -> int:
     return index[name]
 
 
-def _read_annotations(path: Path) -> tuple[list[_Entry], list[str] | None]:
+def _read_annotations(path: Path, root: DatasetRoot) -> tuple[list[_Entry], list[str] | None]:
     """Entries of one annotation file, and its category names when the file lists them (COCO)."""
     suffix = path.suffix.lower()
     if suffix == ".json":
         return _read_coco(path)
     if suffix == ".csv":
         return _read_csv(path), None
-    raise UserError(f"{path}: unknown annotation format; use a COCO-style .json or a .csv with columns path,labels")
+    if suffix == ".txt":
+        return _read_voc(path, root)
+    raise UserError(
+        f"{path}: unknown annotation format; use a COCO-style .json, a .csv with columns path,labels, or a "
+        "VOC image set ImageSets/Main/<split>.txt"
+    )
 
 
 def _read_coco(path: Path) -> tuple[list[_Entry], list[str]]:
@@ -287,3 +293,52 @@ def _read_csv(path: Path) -> list[_Entry]:
             names = [name.strip() for name in (row["labels"] or "").split(";") if name.strip()]
             entries.append((where, row["path"] or "", names))
     return entries
+
+
+def _read_voc(path: Path, root: DatasetRoot) -> tuple[list[_Entry], list[str]]:
+    """A Pascal VOC image set: one image id per line, objects in ``root/Annotations/<id>.xml``.
+
+    An image is positive for a class when it has an object of that class not marked
+    ``<difficult>1</difficult>``; an image whose only objects of a class are difficult is not
+    positive for it. The image is ``JPEGImages/<filename>`` (the XML's ``<filename>``, else ``<id>.jpg``).
+    The categories are the class names of every object, difficult ones included (VOC2007: its 20 classes).
+    """
+    entries, categories = [], set()
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            where = f"{path}: line {line_number}"
+            if len(fields) != 1:
+                raise UserError(
+                    f"{where}: expected one image id per line (ImageSets/Main/<split>.txt); got {line.strip()!r}. "
+                    "Per-class files such as <class>_<split>.txt are not image sets"
+                )
+            annotation = root.resolve(f"Annotations/{fields[0]}.xml", where)
+            filename, positive, names = _read_voc_xml(annotation, where)
+            categories |= names
+            entries.append((str(annotation), f"JPEGImages/{filename or fields[0] + '.jpg'}", positive))
+    return entries, sorted(categories)
+
+
+def _read_voc_xml(path: Path, where: str) -> tuple[str | None, list[str], set[str]]:
+    """Image file name, sorted classes with a non-difficult object, and every object's class, of one XML."""
+    try:
+        tree = ElementTree.parse(path)
+    except FileNotFoundError:
+        raise UserError(
+            f"{where}: annotation {path} not found; VOC keeps one Annotations/<id>.xml per image id"
+        ) from None
+    except ElementTree.ParseError as exc:
+        raise UserError(f"{path}: not a valid VOC annotation XML ({exc})") from None
+    positive, names = set(), set()
+    for k, obj in enumerate(tree.getroot().iter("object")):
+        name = (obj.findtext("name") or "").strip()
+        if not name:
+            raise UserError(f"{path}: object {k} has no <name>")
+        names.add(name)
+        if (obj.findtext("difficult") or "0").strip() != "1":
+            positive.add(name)
+    filename = (tree.getroot().findtext("filename") or "").strip() or None
+    return filename, sorted(positive), names

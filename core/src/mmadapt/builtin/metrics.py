@@ -1,4 +1,4 @@
-"""Builtin metrics: accuracy, per-class accuracy, mAP and CF1/OF1.
+"""Builtin metrics: accuracy, per-class accuracy, mAP, CF1/OF1, and PSNR/SSIM of images.
 
 Only configs and the registration live here, so loading plugins stays cheap; the factories import
 :mod:`mmadapt.metrics` (torch) when a recipe builds a metric.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import check_choice
 from ..hookspecs import hookimpl
 
 
@@ -42,6 +43,17 @@ class F1Config:
             raise ValueError(f"f1.threshold must be between 0 and 1 (a sigmoid score); got {self.threshold}")
 
 
+@dataclass
+class PsnrConfig:
+    """Options of ``psnr``."""
+
+    #: ``rgb`` scores all three channels (key ``psnr``); ``y`` the BT.601 luma only (key ``psnr_y``).
+    channel: str = "rgb"
+
+    def __post_init__(self) -> None:
+        check_choice("psnr", "channel", self.channel, ("rgb", "y"))
+
+
 def build_accuracy(config: Any) -> Any:
     """Top-1 accuracy."""
     from ..metrics import Accuracy
@@ -70,6 +82,20 @@ def build_f1(config: F1Config) -> Any:
     return F1(threshold=config.threshold, classes=config.classes)
 
 
+def build_psnr(config: PsnrConfig) -> Any:
+    """Mean PSNR (dB) of output images against targets, capped at 100 dB per image."""
+    from ..metrics import PeakSignalNoiseRatio
+
+    return PeakSignalNoiseRatio(channel=config.channel)
+
+
+def build_ssim(config: Any) -> Any:
+    """Mean SSIM of output images against targets."""
+    from ..metrics import StructuralSimilarity
+
+    return StructuralSimilarity()
+
+
 @hookimpl
 def register_metrics(register):
     """Register the builtin metrics."""
@@ -77,3 +103,5 @@ def register_metrics(register):
     register("per-class-accuracy", build_per_class_accuracy, PerClassAccuracyConfig, "Mean per-class accuracy (%)")
     register("map", build_map, MapConfig, "Multi-label mean average precision over classes with positives (%)")
     register("f1", build_f1, F1Config, "Multi-label CF1/OF1 (and CP/CR/OP/OR) at a sigmoid threshold (%)")
+    register("psnr", build_psnr, PsnrConfig, "Mean PSNR of outputs['images'] against batch['target'] (dB, cap 100)")
+    register("ssim", build_ssim, None, "Mean SSIM of outputs['images'] against batch['target'] (1 = identical)")
