@@ -1,4 +1,4 @@
-"""The data contract: Split views, collate's skip count, few-shot sampling, base/new, transforms."""
+"""The data contract: Split views, unlabeled splits, collate, few-shot sampling, base/new, transforms."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import torch
 from mmadapt.data import (
     BadImageError,
     DataBundle,
+    PairedTransform,
     Split,
     Task,
     apply_few_shot,
@@ -25,7 +26,9 @@ from mmadapt.data import (
     sample_few_shot_splits,
     select_classes,
     split_base_new,
+    split_transforms,
 )
+from mmadapt.errors import UserError
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -96,6 +99,37 @@ def test_select_classes_restricts_task_and_knowledge():
     assert chosen.splits["train"].labels == [1, 0, 0]
 
 
+class PairSplit(Split):
+    """Image-to-image items of one size per item: a horizontal ramp as input, its inverse as target."""
+
+    def __init__(self, sizes, labels=None, **kwargs):
+        super().__init__(labels or [None] * len(sizes), 0, **kwargs)
+        self.sizes = sizes
+
+    def _load(self, i):
+        width, height = self.sizes[i]
+        ramp = (torch.arange(width).repeat(height, 1) * 255 // max(width - 1, 1)).to(torch.uint8)
+        image = Image.fromarray(ramp.numpy()).convert("RGB")
+        return {"image": image, "target": Image.fromarray(255 - ramp.numpy()).convert("RGB")}
+
+
+def test_unlabeled_items_have_no_label_and_class_views_refuse():
+    split = PairSplit([(5, 3), (4, 4)])
+    assert not split.labeled and ColorSplit([0], 1).labeled
+    item = split[1]
+    assert set(item) == {"image", "target", "index"} and item["image"].shape == (3, 4, 4)
+    assert split.subset([1]).labels == [None] and not split.subset([1]).labeled
+    with pytest.raises(UserError, match="needs labeled data"):
+        split.select_classes([0])
+    with pytest.raises(UserError, match=r"needs labeled data.*remove data\.shots"):
+        apply_few_shot(DataBundle(Task([], kind="image-to-image"), {"train": split}), shots=1, seed=1)
+
+
+def test_a_split_with_some_labels_missing_is_refused():
+    with pytest.raises(ValueError, match="1 of 2 labels are None"):
+        ColorSplit([0, None], 1)
+
+
 # -- bad images and collate -------------------------------------------------------------------------
 
 
@@ -117,6 +151,23 @@ def test_collate_counts_skipped_items_through_a_dataloader():
     assert [batch["skipped_keys"] for batch in batches] == [["ColorSplit[1]"], [], ["ColorSplit[4]"]]
     assert batches[-1] == {"skipped": 1, "skipped_keys": ["ColorSplit[4]"]}  # nothing else when all are skipped
     assert collate([None, split[0]])["skipped"] == 1  # a dataset may also return None: counted, unnamed
+
+
+def test_collate_keeps_images_of_different_sizes_as_lists_and_stacks_equal_ones():
+    split = PairSplit([(131, 97), (80, 64), (80, 64)]).with_transform(PairedTransform())
+    mixed = collate([split[0], split[1]])
+    assert isinstance(mixed["image"], list) and isinstance(mixed["target"], list)
+    assert [tuple(x.shape) for x in mixed["image"]] == [(3, 97, 131), (3, 64, 80)]
+    assert mixed["index"].tolist() == [0, 1] and "label" not in mixed
+    same = collate([split[1], split[2]])
+    assert same["image"].shape == (2, 3, 64, 80) and same["target"].shape == (2, 3, 64, 80)
+    labeled = collate([ColorSplit([1, 0], 2)[i] for i in range(2)])
+    assert labeled["image"].shape == (2, 3, 4, 4) and labeled["label"].tolist() == [1, 0]
+
+
+def test_collate_of_only_skipped_items_has_no_index():
+    split = ColorSplit([None, None], 0, bad=[0, 1], on_bad_image="skip")  # unlabeled, so no "label" either
+    assert collate([split[0], split[1]]) == {"skipped": 2, "skipped_keys": ["ColorSplit[0]", "ColorSplit[1]"]}
 
 
 # -- few-shot ---------------------------------------------------------------------------------------
@@ -252,6 +303,47 @@ def test_build_transforms_shapes_and_normalisation():
     train, test = build_transforms(pre, "crop-flip", normalize=False)
     assert train is not test and train(image).shape == (3, 8, 8)
     assert torch.allclose(test(image), torch.ones(3, 8, 8))
+
+
+def test_classification_tasks_keep_the_backbone_transforms():
+    pre = SimpleNamespace(size=8, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    image = Image.new("RGB", (20, 12), (255, 255, 255))
+    for kind in ("single-label", "multi-label"):
+        train, test = split_transforms(Task(["a"], kind=kind), pre, "none")
+        assert train is test and torch.equal(test(image), build_transforms(pre, "none")[1](image))
+
+
+def test_image_to_image_gives_full_resolution_pixels_in_unit_range():
+    pre = SimpleNamespace(size=8, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    train, test = split_transforms(Task([], kind="image-to-image"), pre, "none")
+    item = PairSplit([(131, 97)]).with_transform(test)[0]
+    assert item["image"].shape == item["target"].shape == (3, 97, 131)
+    assert item["image"].min() == 0.0 and item["image"].max() == 1.0  # not normalised
+    torch.testing.assert_close(item["image"] + item["target"], torch.ones(3, 97, 131))
+    assert torch.equal(train({"image": Image.new("RGB", (9, 7))})["image"], torch.zeros(3, 7, 9))
+
+
+def test_image_to_image_augmentation_draws_one_geometry_per_item():
+    train, test = split_transforms(Task([], kind="image-to-image"), None, "crop-flip")
+    assert test.augment == "none"
+    split = PairSplit([(131, 97)]).with_transform(train)
+    torch.manual_seed(0)
+    shapes, flips = set(), set()
+    for _ in range(20):
+        item = split[0]
+        # The target is the input's inverse pixel for pixel only if both got the same crop and flip.
+        torch.testing.assert_close(item["image"] + item["target"], torch.ones_like(item["image"]))
+        height, width = item["image"].shape[1:]
+        assert 0.5 * 97 - 1 <= height <= 97 and 0.5 * 131 - 1 <= width <= 131
+        shapes.add((height, width))
+        row = item["image"][0, 0]
+        flips.add(bool(row[0] > row[-1]))
+    assert len(shapes) > 1 and flips == {True, False}
+
+
+def test_paired_augmentation_refuses_images_of_different_sizes():
+    with pytest.raises(UserError, match="differ in size"):
+        PairedTransform("crop-flip")({"image": Image.new("RGB", (4, 4)), "target": Image.new("RGB", (5, 4))})
 
 
 def test_builtin_plugin_modules_do_not_import_torch():
