@@ -1,4 +1,4 @@
-"""The builtin datasets: imagefolder, coop and multilabel, with their bad-input errors."""
+"""The builtin datasets: imagefolder, coop-split and multilabel (COCO, CSV, VOC), with their bad-input errors."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def _registered():
 
 def test_registration():
     found = _registered()
-    assert set(found) == {"imagefolder", "coop", "multilabel"}
-    assert found["coop"][1] is CoopConfig
+    assert set(found) == {"imagefolder", "coop-split", "multilabel", "paired-folders", "unpaired-folders"}
+    assert found["coop-split"][1] is CoopConfig
 
 
 # -- imagefolder ------------------------------------------------------------------------------------
@@ -256,6 +256,69 @@ def test_multilabel_csv_errors(tmp_path):
     (tmp_path / "cols.csv").write_text("file,dog\nimg/a.jpg,1\n")
     with pytest.raises(UserError, match="cols.csv: expected a header with columns path,labels"):
         datasets.build_multilabel(MultiLabelConfig(root=str(tmp_path), train_file="cols.csv", test_file="cols.csv"))
+
+
+# -- multilabel: Pascal VOC -------------------------------------------------------------------------
+
+
+def _voc(root, images, image_sets):
+    """A VOC2007-layout sample: ``images`` maps an id to its objects as ``(class, difficult)`` pairs."""
+    (root / "Annotations").mkdir(parents=True)
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    for image_id, objects in images.items():
+        _image(root / "JPEGImages" / f"{image_id}.jpg")
+        xml = "".join(
+            f"<object><name>{name}</name><pose>Left</pose><truncated>0</truncated><difficult>{int(hard)}</difficult>"
+            "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>4</xmax><ymax>4</ymax></bndbox></object>"
+            for name, hard in objects
+        )
+        (root / "Annotations" / f"{image_id}.xml").write_text(
+            f"<annotation><folder>VOC2007</folder><filename>{image_id}.jpg</filename>"
+            f"<size><width>6</width><height>6</height><depth>3</depth></size>{xml}</annotation>"
+        )
+    for name, ids in image_sets.items():
+        (root / "ImageSets" / "Main" / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return MultiLabelConfig(root=str(root), train_file="ImageSets/Main/trainval.txt",
+                            test_file="ImageSets/Main/test.txt")
+
+
+def test_voc_difficult_objects_are_not_positive(tmp_path):
+    config = _voc(tmp_path, {
+        "000005": [("chair", False), ("chair", True), ("sofa", True)],  # sofa only difficult: not positive
+        "000007": [("car", False)],
+        "000009": [("person", True), ("horse", False), ("person", False)],  # one easy person is enough
+        "000001": [("dog", True)],
+    }, {"trainval": ["000005", "000007", "000009"], "test": ["000001", "000007"]})
+    bundle = datasets.build_multilabel(config)
+    # Classes: every object's class in the training annotations, difficult ones too, alphabetical.
+    assert bundle.task.classnames == ["car", "chair", "horse", "person", "sofa"]
+    assert bundle.task.kind == "multi-label"
+    assert bundle.splits["train"].labels == [[1], [0], [2, 3]]
+    assert bundle.splits["train"].paths[0] == str(tmp_path / "JPEGImages" / "000005.jpg")
+    assert bundle.splits["train"][0]["label"].tolist() == [0.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_voc_test_class_not_in_training_is_an_error(tmp_path):
+    config = _voc(tmp_path, {"000005": [("chair", False)], "000001": [("dog", False)]},
+                  {"trainval": ["000005"], "test": ["000001"]})
+    with pytest.raises(UserError, match=r"000001\.xml: class 'dog' is not a class of the training annotations"):
+        datasets.build_multilabel(config)
+
+
+def test_voc_errors_name_the_file_and_line(tmp_path):
+    config = _voc(tmp_path, {"000005": [("chair", False)]}, {"trainval": ["000005", "000404"], "test": ["000005"]})
+    with pytest.raises(UserError, match=r"trainval\.txt: line 2: annotation .*000404\.xml not found"):
+        datasets.build_multilabel(config)
+    (tmp_path / "ImageSets/Main/trainval.txt").write_text("000005 1\n")
+    with pytest.raises(UserError, match=r"line 1: expected one image id per line"):
+        datasets.build_multilabel(config)
+    (tmp_path / "ImageSets/Main/trainval.txt").write_text("000005\n")
+    (tmp_path / "Annotations/000005.xml").write_text("<annotation><object>")
+    with pytest.raises(UserError, match=r"000005\.xml: not a valid VOC annotation XML"):
+        datasets.build_multilabel(config)
+    (tmp_path / "ImageSets/Main/trainval.txt").write_text("../../outside\n")
+    with pytest.raises(UserError, match="escapes the dataset root"):
+        datasets.build_multilabel(config)
 
 
 def test_bad_image_error_survives_a_worker_process(tmp_path):
