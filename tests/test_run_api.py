@@ -1,0 +1,111 @@
+"""The protocol-facing Run API: stages over parameter groups, per-stage objective and length, state, resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+import runtime_plugin
+import torch
+from mmadapt import UserError
+from mmadapt.testing import run_recipe, tiny_recipe
+from omegaconf import OmegaConf
+from plugin_dists import make_entry_point_dist, run_adapt
+from safetensors.torch import load_file
+
+
+def three_stage_recipe(**protocol):
+    return tiny_recipe(
+        adapter={"name": "two-groups"},
+        protocol={"name": "three-stages", **protocol},
+        train={"batch_size": 8, "optimizer": "sgd", "lr": 0.05, "log_every": 1, "schedule_unit": "step"},
+    )
+
+
+@pytest.fixture
+def runtime(tiny_plugin, register_plugin):
+    return register_plugin(runtime_plugin, "mmadapt-testing-runtime")
+
+
+def test_each_stage_trains_only_its_groups_with_its_objective_and_length(runtime, tmp_path):
+    summary = run_recipe(three_stage_recipe(), tmp_path)
+    run_dir = tmp_path / "run"
+    report = json.loads((run_dir / "stages.json").read_text())
+    for stage in ("a", "b"):
+        assert report[stage]["others_identical"], stage
+        assert report[stage]["others_without_grad"], stage
+        assert report[stage]["others_frozen_in_stage"], stage
+        assert report[stage]["others_trainable_after"], stage
+    # 64 training items: A is 2 epochs of batches of 8, B 40 steps of batches of 4, C one epoch of 8.
+    assert [report[s]["steps"] for s in ("a", "b", "c")] == [16, 56, 64]
+    assert summary["steps"] == 64
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    by_stage = {stage: [e for e in logged if e.get("stage") == stage] for stage in "abc"}
+    assert all("smoothed" in e for e in by_stage["b"]) and not any("smoothed" in e for e in by_stage["a"])
+    assert {k for e in by_stage["a"] for k in e if k.startswith("lr/")} == {"lr/a"}
+    assert {k for e in by_stage["b"] for k in e if k.startswith("lr/")} == {"lr/b"}
+    assert {k for e in by_stage["c"] for k in e if k.startswith("lr/")} == {"lr/a", "lr/b"}
+    assert summary["metrics"]["test/accuracy"] > 50  # the head learned the colours (4 classes: chance 25)
+    stage_folders = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert {"a-epoch0002", "b-epoch0003", "c-epoch0001"} <= set(stage_folders)
+
+
+def test_fit_rejects_bad_stage_names_and_lengths(runtime, tmp_path, monkeypatch):
+    from mmadapt.engine import Run
+
+    calls = []
+    fit = Run.fit
+
+    def probe(self, split="train", **kwargs):
+        for bad in ({"stage": "warm up"}, {"stage": "a/b"}, {"stage": ""}, {"stage": "x", "epochs": 0},
+                    {"stage": "x", "epochs": 1, "iterations": 2}, {"stage": "x", "iterations": 1.5}):
+            with pytest.raises(UserError) as error:
+                fit(self, split, **bad)
+            calls.append(str(error.value))
+        return fit(self, split, **kwargs)
+
+    monkeypatch.setattr(Run, "fit", probe)
+    run_recipe(three_stage_recipe(b_iterations=2), tmp_path)
+    assert "cannot name a checkpoint" in calls[0] and "cannot name a checkpoint" in calls[2]
+    assert "epochs must be a positive integer" in calls[3]
+    assert "not both" in calls[4]
+    assert "iterations must be a positive integer" in calls[5]
+
+
+@pytest.fixture
+def env_dir(tmp_path):
+    """A folder on PYTHONPATH with the tiny components and the runtime test plugin installed."""
+    plugins = tmp_path / "site"
+    plugins.mkdir()
+    make_entry_point_dist(plugins, "mmadapt-testing-tiny", "tiny", "mmadapt.testing:tiny_components")
+    make_entry_point_dist(plugins, "mmadapt-testing-runtime", "runtime", "runtime_plugin")
+    return plugins
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_stage_b_resumes_to_the_same_result(env_dir, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    OmegaConf.save(OmegaConf.create(three_stage_recipe()), recipe)
+    full = run_adapt(["run", str(recipe), "--output-dir", str(tmp_path / "full")], path=env_dir)
+    assert full.returncode == 0, full.stderr
+
+    # Stage A ends at step 16 and B's first epoch at step 32; step 40 is inside B's second epoch.
+    killed = run_adapt(["run", str(recipe), "--output-dir", str(tmp_path / "killed")], path=env_dir,
+                       env={"KILL_AT_STEP": "40"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    written = {p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()}
+    assert "b-epoch0001" in written and not any(name.startswith("c-") for name in written)
+
+    resumed = run_adapt(["run", "--resume", str(tmp_path / "killed")], path=env_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    full_summary = json.loads((tmp_path / "full" / "summary.json").read_text())
+    resumed_summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    for key in ("metrics", "steps", "params"):
+        assert resumed_summary[key] == full_summary[key], key
+    assert resumed_summary["metrics"]["state/rounds"] == 1.0
+    full_weights = load_file(str(tmp_path / "full" / "final.safetensors"))
+    resumed_weights = load_file(str(tmp_path / "killed" / "final.safetensors"))
+    assert full_weights.keys() == resumed_weights.keys() == {"a", "b", "scale"}
+    for name in full_weights:
+        assert torch.equal(full_weights[name], resumed_weights[name]), name
