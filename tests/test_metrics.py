@@ -1,4 +1,4 @@
-"""Metrics: accuracy, per-class accuracy, mAP (against an inline reference), CF1/OF1, harmonic mean."""
+"""Metrics: accuracy, per-class accuracy, mAP (against an inline reference), CF1/OF1, harmonic mean, PSNR, SSIM."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ import torch
 from mmadapt import hookimpl
 from mmadapt.builtin import metrics as builtin_metrics
 from mmadapt.errors import UserError
-from mmadapt.metrics import F1, Accuracy, MeanAveragePrecision, PerClassAccuracy, average_precision, harmonic_mean
+from mmadapt.metrics import (
+    F1,
+    PSNR_CAP_DB,
+    Accuracy,
+    MeanAveragePrecision,
+    PeakSignalNoiseRatio,
+    PerClassAccuracy,
+    StructuralSimilarity,
+    average_precision,
+    harmonic_mean,
+)
 from mmadapt.testing import run_recipe, tiny_recipe
 
 
@@ -121,13 +131,79 @@ def test_registration_builds_every_metric():
     builtin_metrics.register_metrics(
         register=lambda name, factory, config, summary: found.update({name: (factory, config)})
     )
-    assert set(found) == {"accuracy", "per-class-accuracy", "map", "f1"}
+    assert set(found) == {"accuracy", "per-class-accuracy", "map", "f1", "psnr", "ssim"}
     for factory, config in found.values():
         metric = factory(config() if config else object())
         assert hasattr(metric, "update") and hasattr(metric, "compute") and hasattr(metric, "reset")
     assert found["f1"][0](builtin_metrics.F1Config(threshold=0.5)).threshold == 0.5
     with pytest.raises(ValueError, match="f1.threshold"):
         builtin_metrics.F1Config(threshold=80)
+    assert list(found["psnr"][0](builtin_metrics.PsnrConfig(channel="y")).compute()) == ["psnr_y"]
+    with pytest.raises(ValueError, match="psnr.channel must be one of rgb, y"):
+        builtin_metrics.PsnrConfig(channel="yuv")
+
+
+# -- image metrics ----------------------------------------------------------------------------------
+
+
+def _images(*sizes, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.rand(3, h, w, generator=generator) for h, w in sizes]
+
+
+def _score(metric, predictions, targets):
+    metric.update({"images": predictions}, {"target": targets})
+    return metric.compute()
+
+
+def test_identical_images_of_different_sizes_score_the_cap_and_one():
+    images = _images((97, 131), (64, 80))
+    assert _score(PeakSignalNoiseRatio(), images, images) == {"psnr": PSNR_CAP_DB}
+    assert _score(StructuralSimilarity(), images, images) == {"ssim": pytest.approx(1.0, abs=1e-12)}
+
+
+def test_psnr_is_the_mean_of_per_image_values():
+    targets = [torch.full((3, 5, 7), 0.5), torch.full((3, 4, 4), 0.5)]
+    predictions = [targets[0] + 0.1, targets[1] - 0.01]  # MSE 1e-2 -> 20 dB, 1e-4 -> 40 dB
+    assert _score(PeakSignalNoiseRatio(), predictions, targets)["psnr"] == pytest.approx(30.0)
+
+
+def test_psnr_clamps_predictions_to_the_pixel_range():
+    target = [torch.ones(3, 4, 4)]
+    assert _score(PeakSignalNoiseRatio(), [torch.full((3, 4, 4), 1.3)], target) == {"psnr": PSNR_CAP_DB}
+
+
+def test_psnr_on_the_y_channel_ignores_changes_luma_does_not_see():
+    target = torch.full((3, 6, 6), 0.5)
+    shift = torch.tensor([0.02, 0.0, -0.02 * 65.481 / 24.966]).view(3, 1, 1)  # same BT.601 luma
+    assert _score(PeakSignalNoiseRatio(channel="y"), [target + shift], [target]) == {"psnr_y": PSNR_CAP_DB}
+    assert _score(PeakSignalNoiseRatio(), [target + shift], [target])["psnr"] < 50
+
+
+def test_ssim_per_image_agrees_with_torchmetrics_and_lists_equal_tensors():
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    targets = torch.stack(_images((32, 40), (32, 40), seed=1))
+    predictions = (targets + 0.1 * torch.stack(_images((32, 40), (32, 40), seed=2))).clamp(0, 1)
+    expected = structural_similarity_index_measure(predictions.double(), targets.double(), data_range=1.0,
+                                                   reduction="none").mean()
+    assert _score(StructuralSimilarity(), predictions, targets)["ssim"] == pytest.approx(float(expected))
+    assert _score(StructuralSimilarity(), list(predictions), list(targets))["ssim"] == pytest.approx(float(expected))
+
+
+def test_darker_images_score_lower():
+    targets = _images((20, 30), (16, 16))
+    darker = [image * 0.5 for image in targets]
+    assert _score(PeakSignalNoiseRatio(), darker, targets)["psnr"] < 20
+    assert _score(StructuralSimilarity(), darker, targets)["ssim"] < 0.9
+
+
+def test_image_metrics_refuse_mismatched_sizes_and_report_nan_when_empty():
+    with pytest.raises(ValueError, match=r"shape \(3, 4, 5\) but its target \(3, 5, 4\)"):
+        _score(StructuralSimilarity(), [torch.zeros(3, 4, 5)], [torch.zeros(3, 5, 4)])
+    with pytest.raises(ValueError, match="1 output images for 2 targets"):
+        _score(PeakSignalNoiseRatio(), [torch.zeros(3, 4, 4)], [torch.zeros(3, 4, 4)] * 2)
+    assert math.isnan(PeakSignalNoiseRatio().compute()["psnr"]) and math.isnan(StructuralSimilarity().compute()["ssim"])
 
 
 class _SeenIndices:
