@@ -20,7 +20,7 @@ class SaveRanksConfig:
 
 
 def build_save_ranks(config):
-    from mmadapt.protocol import Protocol
+    from mmadapt import Protocol
 
     class SaveRanks(Protocol):
         """Train, save this rank's trainable weights, evaluate."""
@@ -110,7 +110,7 @@ def build_three_stages(config):
 
     import torch
     import torch.nn.functional as F
-    from mmadapt.protocol import Protocol
+    from mmadapt import Protocol
 
     class ThreeStages(Protocol):
         """A trains group a with the recipe's objective, B trains b with label smoothing, C trains both.

@@ -109,3 +109,50 @@ def test_a_run_killed_in_stage_b_resumes_to_the_same_result(env_dir, tmp_path):
     assert full_weights.keys() == resumed_weights.keys() == {"a", "b", "scale"}
     for name in full_weights:
         assert torch.equal(full_weights[name], resumed_weights[name]), name
+
+
+class CountItems:
+    """Items seen, as a metric object a protocol passes to run.evaluate(metrics=...)."""
+
+    inputs = {"outputs": ("logits",), "batch": ("index",)}
+
+    def reset(self):
+        self.seen = []
+
+    def update(self, outputs, batch):
+        self.seen += batch["index"].tolist()
+
+    def compute(self):
+        return {"items": float(len(self.seen)), "in_order": float(self.seen == sorted(self.seen))}
+
+
+def test_evaluate_switches_task_and_metrics_and_features_pass_in_item_order(tiny_plugin, register_plugin, tmp_path):
+    from mmadapt import DataBundle, Protocol, hookimpl, select_classes
+
+    seen = {}
+
+    class Probe(Protocol):
+        def run(self, run):
+            bundle = DataBundle(run.task, dict(run.bundle.splits))
+            first_two = select_classes(bundle, [0, 1])
+            before = run.task
+            metrics = run.evaluate(first_two.split("test"), task=first_two.task, metrics=[CountItems()],
+                                   prefix="two")
+            seen["task_restored"] = run.task is before
+            features = run.features("test", lambda batch: {"mean": batch["image"].mean(dim=(1, 2, 3))})
+            seen["index"] = features["index"].tolist()
+            seen["mean"] = features["mean"]
+            return {**metrics, **run.evaluate("test")}
+
+    class ProbePlugin:
+        @hookimpl
+        def register_protocols(self, register):
+            register("probe-api", lambda config: Probe(config), None, "test")
+
+    register_plugin(ProbePlugin(), "probe")
+    summary = run_recipe(tiny_recipe(protocol={"name": "probe-api"}, eval={"batch_size": 5}), tmp_path)
+    metrics = summary["metrics"]
+    assert metrics["two/items"] == 16 and metrics["two/in_order"] == 1.0  # 8 test images of each of 2 classes
+    assert "two/accuracy" not in metrics and "test/accuracy" in metrics
+    assert seen["task_restored"]
+    assert seen["index"] == list(range(32)) and seen["mean"].shape == (32,)
