@@ -173,12 +173,12 @@ class PromptLearner(nn.Module):
         """Prompt embeddings ``(..., n_classes, length, width)`` of a context in this learner's layout.
 
         ``context`` is ``(n_ctx, width)`` (shared by the classes), ``(n_classes, n_ctx, width)`` or
-        batched ``(..., n_classes, n_ctx, width)``, e.g. the learned context plus a bias per image
-        (CoCoOp) or per class.
+        batched ``(..., n_classes or 1, n_ctx, width)``, e.g. the learned context plus a bias per
+        image (CoCoOp) or per class.
         """
-        n_classes = self.prefix.shape[0]
         if context.ndim == 2:
-            context = context.expand(n_classes, -1, -1)
+            context = context.unsqueeze(0)
+        context = context.expand(*context.shape[:-3], self.prefix.shape[0], -1, -1)
         leading = context.shape[:-3]
         prefix = self.prefix.to(context.dtype).expand(*leading, -1, -1, -1)
         suffix = self.suffix.to(context.dtype).expand(*leading, -1, -1, -1)
@@ -191,10 +191,7 @@ class PromptLearner(nn.Module):
     def forward(self, bias: torch.Tensor | None = None) -> torch.Tensor:
         """Prompts of ``ctx``: ``(n_classes, length, width)``, or ``(B, n_classes, length, width)`` with a
         bias ``(B, width)`` added to every context token (CoCoOp)."""
-        if bias is None:
-            return self.assemble(self.ctx)
-        ctx = self.ctx if self.csc else self.ctx.expand(self.prefix.shape[0], -1, -1)
-        return self.assemble(ctx.unsqueeze(0) + bias[:, None, None, :])
+        return self.assemble(self.ctx if bias is None else self.ctx + bias[:, None, None, :])
 
     def encode(self, backbone: Backbone, prompts: torch.Tensor) -> torch.Tensor:
         """Normalised text features ``(..., n_classes, embed_dim)`` of prompt embeddings

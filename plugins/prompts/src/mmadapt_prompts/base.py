@@ -5,10 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from mmadapt import Adapter, Backbone, Task, UserError, zeroshot_classifier
-
-from .prompt import PromptLearner
+from mmadapt import Adapter, Backbone, HandwrittenTextFeatures, PromptLearner, Task, UserError
 
 
 class PromptAdapter(Adapter):
@@ -32,7 +29,7 @@ class PromptAdapter(Adapter):
             )
         self.prompt = PromptLearner(backbone, task.classnames, self.initial_context(), config.class_token_position)
         # Hand-written prompt features of the current classes, computed once on first use.
-        self.register_buffer("handwritten", None, persistent=False)
+        self.handwritten = HandwrittenTextFeatures()
 
     def initial_context(self) -> torch.Tensor:
         """The context the prompt learner starts from, ``(n_ctx, width)`` or ``(n_classes, n_ctx, width)``."""
@@ -46,25 +43,18 @@ class PromptAdapter(Adapter):
         """Rebuild the frozen prompt rows for another class list (base-to-novel evaluation)."""
         self.prompt.set_classnames(self.backbone, task.classnames)
         self.task = task
-        self.handwritten = None
-        self._eval_cache.clear()
+        self.clear_eval_cache()
 
     def encode_prompts(self, prompts: torch.Tensor) -> torch.Tensor:
         """Normalised text features of prompt embeddings ``(..., n_classes, L, width)`` in one encoder call."""
-        leading = prompts.shape[:-2]
-        eot = self.prompt.eot.expand(*leading).reshape(-1)
-        features = self.backbone.encode_text_embeddings(prompts.reshape(-1, *prompts.shape[-2:]), eot)
-        return F.normalize(features, dim=-1).view(*leading, -1)
+        return self.prompt.encode(self.backbone, prompts)
 
     def handwritten_text_features(self) -> torch.Tensor:
         """Normalised features of the hand-written prompts of the current classes (KgCoOp's targets).
 
         Templates: ``adapter.templates``, else the dataset's.
         """
-        if self.handwritten is None:
-            templates = self.config.templates or self.task.templates
-            self.handwritten = zeroshot_classifier(self.backbone, self.task.classnames, templates)
-        return self.handwritten
+        return self.handwritten(self.backbone, self.task.classnames, self.config.templates or self.task.templates)
 
     def outputs(self, logits: torch.Tensor, image: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
         """The output dict, with the hand-written features while training when an objective asked for them."""

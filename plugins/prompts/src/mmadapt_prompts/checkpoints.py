@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
-from mmadapt import UserError
+from mmadapt import UserError, final_checkpoint
 
 #: The key of the context in ``adapter.safetensors`` of coop and mvlpt runs.
 CONTEXT_KEY = "prompt.ctx"
-_CHECKPOINT = re.compile(r"^[\w.-]+-epoch\d+$")
-
-
-def final_checkpoint(run_dir: Path) -> Path:
-    """``adapter.safetensors`` of the newest checkpoint of a run: the one ``adapt eval`` loads."""
-    folder = run_dir / "checkpoints"
-    found = [p for p in folder.iterdir() if _CHECKPOINT.match(p.name)] if folder.is_dir() else []
-    if not found:
-        raise UserError(f"adapter.init_from: {run_dir} has no checkpoints/<stage>-epochNNNN/; is it a finished run?")
-    return max(found, key=lambda p: p.stat().st_mtime) / "adapter.safetensors"
 
 
 def load_context(path: str) -> torch.Tensor:
@@ -37,7 +26,10 @@ def load_context(path: str) -> torch.Tensor:
     runs = [run_dir] if (run_dir / "checkpoints").is_dir() or not seed_dirs else seed_dirs
     contexts = []
     for run in runs:
-        checkpoint = final_checkpoint(run)
+        folder = final_checkpoint(run)
+        if folder is None:
+            raise UserError(f"adapter.init_from: {run} has no checkpoints/<stage>-epochNNNN/; is it a finished run?")
+        checkpoint = folder / "adapter.safetensors"
         weights = load_file(str(checkpoint))
         if CONTEXT_KEY not in weights:
             raise UserError(

@@ -6,11 +6,10 @@ from collections import OrderedDict
 from typing import Any
 
 import torch
-from mmadapt import Backbone, Task
+from mmadapt import Backbone, Task, new_context
 from torch import nn
 
 from .base import PromptAdapter
-from .prompt import new_context
 
 
 class Cocoop(PromptAdapter):

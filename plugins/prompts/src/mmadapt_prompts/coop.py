@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from mmadapt import new_context
 
 from .base import PromptAdapter
-from .prompt import new_context
 
 
 class Coop(PromptAdapter):

@@ -45,7 +45,7 @@ class LatentPrompt(Adapter):
         self.learned_index = torch.tensor(
             [known.get(name, -1) for name in task.classnames], dtype=torch.long, device=self.zeroshot.device
         )
-        self._eval_cache.clear()
+        self.clear_eval_cache()
 
     def handwritten_text_features(self) -> torch.Tensor:
         """Normalised zero-shot features of the current classes: where the class vectors started."""

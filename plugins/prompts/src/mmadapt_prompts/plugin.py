@@ -1,5 +1,6 @@
 """mmadapt hooks of the prompt plugin: coop, cocoop, latent-prompt and mvlpt adapters, the multitask
-protocol, the kg-regularizer objective, ``adapt bench prompts`` and ``adapt coop-split``.
+protocol, ``adapt bench prompts`` and ``adapt coop-split``. KgCoOp's objective, ``kg-regularizer``,
+is a core builtin that these adapters support.
 
 Cheap to import: configs and hooks only; torch loads inside the factories.
 """
@@ -13,7 +14,6 @@ from mmadapt import hookimpl
 from .config import (
     CocoopConfig,
     CoopConfig,
-    KgRegularizerConfig,
     LatentPromptConfig,
     MultitaskConfig,
     MvlptConfig,
@@ -48,12 +48,6 @@ def build_multitask(config: MultitaskConfig):
     from .multitask import MultitaskProtocol
 
     return MultitaskProtocol(config)
-
-
-def build_kg_regularizer(config: KgRegularizerConfig, adapter):
-    from .kg import build_kg_regularizer as build
-
-    return build(config, adapter)
 
 
 def _bench(args: argparse.Namespace) -> dict[str, float]:
@@ -97,12 +91,6 @@ def register_adapters(register):
 def register_protocols(register):
     register("multitask", build_multitask, MultitaskConfig,
              "train one adapter on several datasets in a merged label space, evaluate each task")
-
-
-@hookimpl
-def register_objectives(register):
-    register("kg-regularizer", build_kg_regularizer, KgRegularizerConfig,
-             "KgCoOp: cross-entropy + pull of learned prompts toward hand-written prompt features")
 
 
 @hookimpl
