@@ -106,8 +106,8 @@ def register_benchmarks(register):
 
 @hookspec
 def on_run_start(run):
-    """Called on every process once the run directory, backbone, data and adapter exist, before the
-    protocol starts (``run.is_main`` tells the main process)."""
+    """Called on the main process once the run directory, backbone, data and adapter exist, before
+    the protocol starts."""
 
 
 @hookspec
@@ -120,7 +120,8 @@ def on_step_end(run, step, logs):
 @hookspec
 def on_eval_end(run, split, metrics):
     """Called on the main process after each evaluation, with the evaluation's prefix (the split
-    name unless the protocol gave another) and its metrics keyed ``"<prefix>/<metric>"``."""
+    name unless the protocol gave another, e.g. ``base`` and ``new``) and its metrics keyed
+    ``"<prefix>/<metric>"``."""
 
 
 @hookspec

@@ -32,7 +32,7 @@ def build_optimizer(adapter: Adapter, train: TrainConfig, only: list[str] | None
             param_groups.append({"name": name, "params": params, "lr": train.lr,
                                  "weight_decay": train.weight_decay, **overrides})
     if not param_groups:
-        raise UserError(f"adapter {type(adapter).__name__} has no trainable parameters; use protocol: zeroshot")
+        raise UserError(f"adapter {type(adapter).__name__} has no trainable parameters; use protocol: eval-only")
     if train.optimizer == "sgd":
         return torch.optim.SGD(param_groups, lr=train.lr, momentum=train.momentum)
     if train.optimizer == "adamw":

@@ -21,6 +21,13 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "mmadapt-shapes": {"backbone": ("shapes-clip",), "dataset": ("shapes",)},
 }
 
+#: Components renamed after 0.1.0 (each old name was also an adapter's), so a recipe with the old
+#: name says what to write instead: (kind, old name) -> new name.
+RENAMED: dict[tuple[str, str], str] = {
+    ("dataset", "coop"): "coop-split",
+    ("protocol", "zeroshot"): "eval-only",
+}
+
 
 @dataclass(frozen=True)
 class Component:
@@ -89,6 +96,9 @@ class Registry:
     def explain_missing(self, kind: str, name: str, with_failures: bool = True) -> str:
         """A message for an unknown component: installed names, the package to install, load errors."""
         installed = self.names(kind)
+        renamed = RENAMED.get((kind, name))
+        if renamed is not None:
+            return f"{kind} {name!r} was renamed to {renamed!r} (the adapter {name!r} keeps its name)"
         message = f"unknown {kind} {name!r}{did_you_mean(name, installed)}; installed: {', '.join(installed) or 'none'}"
         for package, provided in FIRST_PARTY.items():
             if name in provided.get(kind, ()):

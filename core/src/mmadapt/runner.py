@@ -74,7 +74,7 @@ def run_recipe(recipe: Recipe, run_dir: RunDir, manager: PluginManager | None = 
     if run.is_main:
         run_dir.write_recipe(recipe.given, recipe.resolved)
         run_dir.write_env(plugin_report(manager))
-    manager.lifecycle.on_run_start(run=run)
+        manager.lifecycle.on_run_start(run=run)
     metrics = protocol.run(run)
     summary = {
         "name": recipe.name,

@@ -167,7 +167,7 @@ def tiny_recipe(**sections: Any) -> dict[str, Any]:
         "backbone": {"name": "tiny-clip"},
         "data": {"name": "tiny-colours"},
         "adapter": {"name": "zeroshot"},
-        "protocol": {"name": "zeroshot"},
+        "protocol": {"name": "eval-only"},
         "train": {"epochs": 2, "batch_size": 16, "lr": 0.01, "precision": "fp32", "log_every": 1},
     }
     return _extend(recipe, sections)

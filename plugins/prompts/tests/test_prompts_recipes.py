@@ -89,8 +89,8 @@ def test_coop_split_writes_fgvc_aircraft_and_imagenet_split_files(tmp_path, caps
     assert set(written) == {"train", "test"}
     assert written["test"][:3] == [["val/n01440764/a.JPEG", 0, "tench"], ["val/n01440764/b.JPEG", 0, "tench"],
                                    ["val/n01443537/a.JPEG", 1, "goldfish"]]
-    # The builtin coop dataset reads it as the recipes do: root = the image folder, split file beside it.
-    coop = plugin_manager.registry.get("dataset", "coop")
+    # The builtin coop-split dataset reads it as the recipes do: root = the image folder, split file beside it.
+    coop = plugin_manager.registry.get("dataset", "coop-split")
     bundle = coop.build(coop.config(root=str(imagenet / "images"), split_file="../split_zhou_ImageNet.json"))
     assert bundle.task.classnames == ["tench", "goldfish"] and bundle.task.name == "ImageNet"
     assert len(bundle.split("train")) == 4

@@ -46,7 +46,7 @@ def build_base2novel(config):
 
 @hookimpl
 def register_protocols(register):
-    register("zeroshot", build_zeroshot, ZeroShotProtocolConfig, "evaluate only, no training")
+    register("eval-only", build_zeroshot, ZeroShotProtocolConfig, "evaluate only, no training")
     register("standard", build_standard, StandardConfig, "train on the train split, evaluate on the test split")
     register("base2novel", build_base2novel, Base2NovelConfig,
              "train on the first half of the classes, evaluate base and new classes, report the harmonic mean")

@@ -3,7 +3,7 @@
 CoOp reads ImageNet from class folders plus ``classnames.txt`` and FGVCAircraft from its
 ``images_variant_*.txt`` lists; the other nine datasets come with ``split_zhou_<Name>.json``. This
 command writes the same kind of file for these two, from the same sources and with CoOp's labels,
-so every ``recipes/coop/`` recipe reads its data through the builtin ``coop`` dataset.
+so every ``recipes/coop/`` recipe reads its data through the builtin ``coop-split`` dataset.
 """
 
 from __future__ import annotations
