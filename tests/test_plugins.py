@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+from pathlib import Path
 
 import pytest
 from mmadapt.plugins import BUILTIN_PLUGINS, PluginManager
+from mmadapt.registry import FIRST_PARTY, KINDS
 from plugin_dists import make_plugin_dist, run_adapt
 
 BROKEN = """
@@ -121,6 +124,49 @@ def test_unknown_first_party_component_names_the_package():
     message = manager.registry.explain_missing("adapter", "coop")
     if manager.registry.find("adapter", "coop") is None:
         assert "pip install mmadapt-prompts" in message
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def first_party_distributions() -> list[str]:
+    """The distribution name of every plugin in the repository's ``plugins/`` folder."""
+    return sorted(re.search(r'^name = "([^"]+)"', path.read_text(), re.M).group(1)
+                  for path in REPO.glob("plugins/*/pyproject.toml"))
+
+
+def test_first_party_names_the_repositorys_plugins():
+    assert sorted(FIRST_PARTY) == first_party_distributions()
+
+
+@pytest.mark.parametrize("distribution", first_party_distributions())
+def test_first_party_lists_exactly_what_each_installed_plugin_registers(distribution):
+    manager = PluginManager(only={distribution}).load()
+    if not any(info.distribution == distribution for info in manager.plugins.values()):
+        pytest.skip(f"{distribution} is not installed")
+    assert not manager.failures, [f.error for f in manager.failures]
+    registered: dict[str, tuple[str, ...]] = {}
+    for kind in KINDS:
+        names = tuple(c.name for c in manager.registry.all(kind) if c.distribution == distribution)
+        if names and kind != "command":
+            registered[kind] = names
+    assert {kind: tuple(sorted(names)) for kind, names in FIRST_PARTY[distribution].items()} == registered
+
+
+RENAMED_IN_A_RECIPE = {
+    "dataset": "data: {name: coop, root: somewhere}\nadapter: {name: zeroshot}\n",
+    "protocol": "data: {name: imagefolder, root: somewhere}\nadapter: {name: zeroshot}\nprotocol: {name: zeroshot}\n",
+}
+
+
+@pytest.mark.parametrize(("kind", "old", "new"), [("dataset", "coop", "coop-split"),
+                                                  ("protocol", "zeroshot", "eval-only")])
+def test_a_renamed_component_says_its_new_name(plugin_dir, kind, old, new):
+    recipe = plugin_dir / "old-names.yaml"
+    recipe.write_text("backbone: {name: openclip, arch: ViT-B-32, pretrained: openai}\n" + RENAMED_IN_A_RECIPE[kind])
+    result = run_adapt(["validate", str(recipe)], path=plugin_dir)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{kind} '{old}' was renamed to '{new}'" in result.stderr
 
 
 def test_cli_plugins_survives_broken_plugin(plugin_dir):

@@ -11,13 +11,15 @@ from .errors import UserError, did_you_mean
 
 KINDS = ("backbone", "adapter", "objective", "dataset", "protocol", "metric", "command", "benchmark")
 
-#: Components of first-party plugins, so an unknown name can say which package to install.
+#: What each first-party plugin (``plugins/`` of the mmadapt repository) registers, so an unknown
+#: name can say which package to install. Commands are left out: argparse reports an unknown one.
+#: tests/test_plugins.py checks it against what the installed first-party plugins register.
 FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
-    "mmadapt-prompts": {"adapter": ("coop", "cocoop", "latent-prompt", "mvlpt"), "protocol": ("multitask",)},
-    "mmadapt-ept": {"adapter": ("ept",)},
-    "mmadapt-kapt": {"adapter": ("kapt",)},
-    "mmadapt-lane": {"adapter": ("multi-lane",), "protocol": ("class-incremental",)},
-    "mmadapt-lit": {"adapter": ("clip-lit", "rave", "clip-lit-latent"), "protocol": ("enhancement",)},
+    "mmadapt-prompts": {
+        "adapter": ("cocoop", "coop", "latent-prompt", "mvlpt"),
+        "protocol": ("multitask",),
+        "benchmark": ("prompts",),
+    },
     "mmadapt-shapes": {"backbone": ("shapes-clip",), "dataset": ("shapes",)},
 }
 
