@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -99,6 +100,34 @@ def test_causal_text_defaults_to_false() -> None:
     assert Backbone.causal_text.fget(Backbone()) is False
 
 
+def test_vocabulary_decodes_every_token_on_its_own(clip: OpenClipBackbone) -> None:
+    vocabulary = clip.vocabulary()
+    assert len(vocabulary) == clip.vocab_size == 49408
+    ids = clip.tokenize(["a photo of a dog"])[0]
+    words = [vocabulary[int(i)] for i in ids[1 : int(clip.eot_index(ids[None])[0])]]
+    assert words == ["a", "photo", "of", "a", "dog"]
+    assert vocabulary[int(ids[0])] == "<start_of_text>"
+    # A standalone token, tokenized again as a prompt, is that token between start and end.
+    assert clip.tokenize([vocabulary[int(ids[2])]])[0, 1] == ids[2]
+
+
+def test_vocabulary_needs_a_known_tokenizer(clip: OpenClipBackbone) -> None:
+    other = OpenClipBackbone(clip.model, tokenizer=lambda texts: clip.tokenize(texts), name="custom")
+    with pytest.raises(NotImplementedError, match="custom: vocabulary is not supported: needs open_clip's"):
+        other.vocabulary()
+
+
+@pytest.mark.parametrize(
+    ("arch", "hf_model"), [("roberta-ViT-B-32", "roberta-base"), ("nllb-clip-base", "facebook/nllb-200-distilled-600M")]
+)
+def test_hugging_face_text_towers_offline_say_what_is_missing(arch: str, hf_model: str, unreachable_hub) -> None:
+    with pytest.raises(UserError) as caught:
+        OpenClipBackbone.from_config(OpenClipConfig(arch=arch, pretrained=None))
+    message = str(caught.value)
+    assert f"the Hugging Face model '{hf_model}" in message and f"the text tower of {arch!r}" in message
+    assert "HF_HUB_CACHE" in message
+
+
 def test_text_projection_as_linear() -> None:
     from open_clip.model import CLIP
 
@@ -173,6 +202,42 @@ def test_prompts_and_prefixes_train_and_backbone_stays_frozen(clip: OpenClipBack
     assert all(not p.requires_grad and p.grad is None for p in clip.parameters())
 
 
+def first_block_input(backbone: OpenClipBackbone, run: Callable[[], object]) -> torch.Tensor:
+    """The tokens (batch first) that enter the first vision block while ``run()`` runs."""
+    seen = []
+    first = backbone.model.visual.transformer.resblocks[0]
+    handle = first.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        run()
+    finally:
+        handle.remove()
+    return seen[0] if backbone.model.visual.transformer.batch_first else seen[0].transpose(0, 1)
+
+
+def test_zero_patch_offsets_change_nothing(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    zero = torch.zeros((TINY_IMAGE_SIZE // 8) ** 2, clip.vision_width)
+    expected = clip.encode_image(pixels)
+    torch.testing.assert_close(clip.encode_image_prompted(pixels, patch_offsets=zero), expected, atol=1e-6, rtol=0)
+    tokens = clip.image_tokens(pixels, layers=[0, 1], patch_offsets=zero[None].expand(2, -1, -1))
+    for got, want in zip(tokens, clip.image_tokens(pixels, layers=[0, 1])):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+
+
+def test_patch_offsets_reach_only_the_patch_tokens(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    offsets = torch.randn(2, (TINY_IMAGE_SIZE // 8) ** 2, clip.vision_width, requires_grad=True)
+    prompts = torch.randn(1, 3, clip.vision_width)
+    plain = clip.image_token_embeddings(pixels)
+    entering = first_block_input(
+        clip, lambda: clip.encode_image_prompted(pixels, prompts=prompts, patch_offsets=offsets).sum().backward()
+    )
+    torch.testing.assert_close(entering[:, :1], plain[:, :1], atol=0, rtol=0)  # the class token
+    torch.testing.assert_close(entering[:, 1:4], prompts.expand(2, -1, -1), atol=0, rtol=0)
+    torch.testing.assert_close(entering[:, 4:], plain[:, 1:] + offsets, atol=1e-6, rtol=0)
+    assert offsets.grad is not None and offsets.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"patch_offsets must have shape \(16, 64\) or \(B, 16, 64\)"):
+        clip.encode_image_prompted(pixels, patch_offsets=torch.zeros(17, 64))
+
+
 def test_bad_prompt_shape_is_explained(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
     with pytest.raises(ValueError, match=r"prompts must have shape \(B or 1, P, 64\)"):
         clip.encode_image_prompted(pixels, prompts=torch.zeros(1, 3, 7))
@@ -207,10 +272,22 @@ def test_preprocessing_defaults(clip: OpenClipBackbone) -> None:
 def test_resnet_tower(resnet: OpenClipBackbone, pixels: torch.Tensor) -> None:
     assert resnet.encode_image(pixels).shape == (2, resnet.embed_dim)
     assert_embedding_path_matches_encode_text(resnet)
-    features = resnet.resnet_features(pixels)
-    assert len(features) == 5
+    features = resnet.image_intermediates(pixels)
     assert [f.shape[-1] for f in features] == [8, 8, 4, 2, 1]
     assert features[-1].shape[1] == resnet.vision_width
+    visual = resnet.model.visual
+    x = visual.stem(pixels)
+    expected = [x]
+    for stage in (visual.layer1, visual.layer2, visual.layer3, visual.layer4):
+        x = stage(x)
+        expected.append(x)
+    for got, want in zip(features, expected):
+        torch.testing.assert_close(got, want)
+    stem, deepest = resnet.image_intermediates(pixels, layers=[0, -1])
+    torch.testing.assert_close(stem, expected[0])
+    torch.testing.assert_close(deepest, expected[-1])
+    with pytest.raises(ValueError, match=r"indices \[5\] out of range for an image tower of 5 levels"):
+        resnet.image_intermediates(pixels, layers=[5])
     for call in (
         lambda: resnet.image_tokens(pixels),
         lambda: resnet.encode_image_prompted(pixels),
@@ -220,9 +297,17 @@ def test_resnet_tower(resnet: OpenClipBackbone, pixels: torch.Tensor) -> None:
             call()
 
 
-def test_resnet_features_only_for_resnets(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
-    with pytest.raises(NotImplementedError, match="not a ResNet"):
-        clip.resnet_features(pixels)
+def test_vit_intermediates_are_the_blocks_residual_stream(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
+    images = pixels.clone().requires_grad_()
+    first, last = clip.image_intermediates(images)
+    assert clip.image_intermediates(images, layers=[-1, 0])[1].shape == first.shape
+    torch.testing.assert_close(first, clip.image_tokens(pixels, layers=[0])[0])
+    # image_tokens' last entry has the final norm; the intermediates are the raw stream.
+    torch.testing.assert_close(clip.vision_final_norm(last), clip.image_tokens(pixels)[0])
+    last.square().sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="out of range for an image tower of 2 blocks"):
+        clip.image_intermediates(pixels, layers=[-3])
 
 
 def test_frozen_modules_stay_in_eval_mode(resnet: OpenClipBackbone, pixels: torch.Tensor) -> None:

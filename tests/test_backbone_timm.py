@@ -101,6 +101,38 @@ def test_prefix_tokens_and_pooling_variants(overrides: dict, pixels: torch.Tenso
     assert prompted.shape == (2, 64) and not torch.allclose(prompted, vit.encode_image(pixels))
 
 
+@pytest.mark.parametrize("overrides", [{}, {"reg_tokens": 2}, {"global_pool": "avg", "class_token": False}])
+def test_patch_offsets_reach_only_the_patch_tokens(overrides: dict, pixels: torch.Tensor) -> None:
+    vit = tiny_timm_backbone(**overrides)
+    start = vit.num_prefix_tokens
+    zero = torch.zeros(N_PATCHES, 64)
+    unchanged = vit.encode_image_prompted(pixels, patch_offsets=zero)
+    torch.testing.assert_close(unchanged, vit.encode_image(pixels), atol=1e-6, rtol=0)
+    offsets = torch.randn(1, N_PATCHES, 64)
+    seen = []
+    handle = vit.model.blocks[0].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        (tokens,) = vit.image_tokens(pixels, patch_offsets=offsets)
+    finally:
+        handle.remove()
+    plain = vit.image_token_embeddings(pixels)
+    torch.testing.assert_close(seen[0][:, :start], plain[:, :start], atol=0, rtol=0)  # class and register tokens
+    torch.testing.assert_close(seen[0][:, start:], plain[:, start:] + offsets, atol=1e-6, rtol=0)
+    assert not torch.allclose(tokens, vit.image_tokens(pixels)[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"reg_tokens": 2}, {"global_pool": "avg", "class_token": False}])
+def test_intermediates_are_each_blocks_tokens(overrides: dict, pixels: torch.Tensor) -> None:
+    vit = tiny_timm_backbone(**overrides)
+    first, last = vit.image_intermediates(pixels)
+    torch.testing.assert_close(first, vit.model.blocks[0](vit.image_token_embeddings(pixels)))
+    torch.testing.assert_close(vit.vision_final_norm(last), vit.image_tokens(pixels)[0])
+    (again,) = vit.image_intermediates(pixels, layers=[-2])
+    torch.testing.assert_close(again, first)
+    with pytest.raises(ValueError, match="out of range for an image tower of 2 blocks"):
+        vit.image_intermediates(pixels, layers=[2])
+
+
 def test_preprocess_in_graph_matches_manual_path(vit: TimmBackbone) -> None:
     images = torch.rand(2, 3, 50, 41, requires_grad=True)
     prep = vit.preprocessing

@@ -193,6 +193,19 @@ class Backbone(nn.Module):
         """Token ids (n, context_length) with start and end tokens and padding."""
         raise self._unsupported("tokenize", "the model has no text tower")
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids the tokenizer produces (49,408 for CLIP's BPE)."""
+        return len(self.vocabulary())
+
+    def vocabulary(self) -> list[str]:
+        """Every token id's text: entry ``i`` is token ``i`` decoded on its own, surrounding spaces stripped.
+
+        Special tokens keep their markers (``<start_of_text>``); different ids may decode to the same
+        text (a word and the same letters as a word piece). Used to rank single tokens as prompts.
+        """
+        raise self._unsupported("vocabulary", "the model has no text tower")
+
     def eot_index(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Index of each sequence's end token, the position text features are pooled from."""
         raise self._unsupported("eot_index", "the model has no text tower")
@@ -224,9 +237,19 @@ class Backbone(nn.Module):
         """
         raise NotImplementedError
 
-    def resnet_features(self, pixels: torch.Tensor, preprocess: bool = False) -> list[torch.Tensor]:
-        """Feature maps of a ResNet image tower: stem output (after its pooling), then each stage."""
-        raise self._unsupported("resnet_features", "the image tower is not a ResNet")
+    def image_intermediates(
+        self, pixels: torch.Tensor, layers: Sequence[int] | None = None, preprocess: bool = False
+    ) -> list[torch.Tensor]:
+        """The image tower's intermediate features, one per requested level, in request order.
+
+        Transformer towers have a level per block: its output tokens ``(B, T, width)`` with the prefix
+        (class, register) tokens first, the raw residual stream without the final norm (so earlier
+        blocks equal ``image_tokens``). Convolutional towers have a level per stage: feature maps
+        ``(B, C, H, W)``; a CLIP ResNet has five, the stem output (after its pooling), then
+        ``layer1`` ... ``layer4``. Levels count from 0 (negative from the end); None takes them all.
+        Levels after the deepest requested one are not run. Differentiable with respect to ``pixels``.
+        """
+        raise self._unsupported("image_intermediates", "the backbone does not expose its image tower's levels")
 
     # Transformer image towers: primitives ------------------------------------------------------
     @property
@@ -260,17 +283,23 @@ class Backbone(nn.Module):
 
     # Transformer image towers: operations built on the primitives ------------------------------
     def image_tokens(
-        self, pixels: torch.Tensor, layers: Sequence[int] | None = None, preprocess: bool = False
+        self,
+        pixels: torch.Tensor,
+        layers: Sequence[int] | None = None,
+        preprocess: bool = False,
+        patch_offsets: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """Tokens (B, num_prefix_tokens + N, vision_width) after each requested block, in request order.
 
         Block indices count from 0 (negative ones from the end); the default is the last block. The
         last block's entry has the final norm applied (the tokens CLIP projects), earlier blocks'
         entries are the raw residual stream. Blocks after the deepest requested one are not run.
+        ``patch_offsets`` are added to the patch tokens entering the first block, as in
+        ``encode_image_prompted``.
         """
         blocks = self.vision_blocks()
         wanted = _block_indices(layers, len(blocks))
-        x = self.image_token_embeddings(pixels, preprocess=preprocess)
+        x = self._offset_patches(self.image_token_embeddings(pixels, preprocess=preprocess), patch_offsets)
         taken: dict[int, torch.Tensor] = {}
         for index, block in enumerate(blocks[: max(wanted) + 1]):
             x = block(x)
@@ -288,21 +317,25 @@ class Backbone(nn.Module):
         prefixes: Sequence[Prefix | None] | None = None,
         normalize: bool = False,
         preprocess: bool = False,
+        patch_offsets: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Image features with extra tokens or key/value prefixes in the vision blocks.
+        """Image features with extra tokens, key/value prefixes or patch offsets in the vision blocks.
 
         ``prompts`` (B or 1, P, vision_width) are inserted after the prefix (class) tokens, after the
         positional embedding and pre-norm, before the first block (VPT-shallow); they are dropped
         again before pooling. ``prefixes[i]`` = (keys, values) of shape (B or 1, P_i, vision_width)
         is concatenated to the keys and values of block ``i`` (prefix tuning); ``None`` or a list
-        shorter than the depth leaves blocks unchanged. With neither, this equals ``encode_image``.
+        shorter than the depth leaves blocks unchanged. ``patch_offsets`` (N, vision_width) or
+        (B, N, vision_width) are added to the N patch tokens at the same place as the prompts (EPT's
+        visual offsets); prefix tokens and prompts get none. With none of them, this equals
+        ``encode_image``.
         """
         blocks = self.vision_blocks()
         prefixes = list(prefixes or [])
         if len(prefixes) > len(blocks):
             raise ValueError(f"{self.name}: got prefixes for {len(prefixes)} blocks, the image tower has {len(blocks)}")
         prefixes += [None] * (len(blocks) - len(prefixes))
-        x = self.image_token_embeddings(pixels, preprocess=preprocess)
+        x = self._offset_patches(self.image_token_embeddings(pixels, preprocess=preprocess), patch_offsets)
         n_prompts = 0
         if prompts is not None:
             x, n_prompts = self._insert_prompts(x, prompts)
@@ -313,6 +346,20 @@ class Backbone(nn.Module):
             x = torch.cat([x[:, :start], x[:, start + n_prompts :]], dim=1)
         features = self.pool_image_tokens(x)
         return F.normalize(features, dim=-1) if normalize else features
+
+    def _offset_patches(self, x: torch.Tensor, offsets: torch.Tensor | None) -> torch.Tensor:
+        if offsets is None:
+            return x
+        batch, length, width = x.shape
+        start = self.num_prefix_tokens
+        patches = length - start
+        batched = offsets.ndim == 3 and offsets.shape[0] in (1, batch)
+        if offsets.shape[-2:] != (patches, width) or not (offsets.ndim == 2 or batched):
+            raise ValueError(
+                f"{self.name}: patch_offsets must have shape ({patches}, {width}) or (B, {patches}, {width}) "
+                f"for a batch of {batch}; got {tuple(offsets.shape)}"
+            )
+        return torch.cat([x[:, :start], x[:, start:] + offsets.to(x.dtype)], dim=1)
 
     def _insert_prompts(self, x: torch.Tensor, prompts: torch.Tensor) -> tuple[torch.Tensor, int]:
         batch, _, width = x.shape
@@ -328,11 +375,19 @@ class Backbone(nn.Module):
 
 def _block_indices(layers: Sequence[int] | None, depth: int) -> list[int]:
     """Requested block indices made non-negative; the last block when none are given."""
+    return level_indices([depth - 1] if layers is None else layers, depth, "blocks")
+
+
+def level_indices(layers: Sequence[int] | None, depth: int, unit: str = "levels") -> list[int]:
+    """Requested levels of an image tower made non-negative, in request order; all of them for None.
+
+    ``unit`` names the levels in the error for an index out of range (``blocks``, ``stages``).
+    """
     if layers is None:
-        return [depth - 1]
+        return list(range(depth))
     if not layers:
-        raise ValueError("layers must name at least one block")
+        raise ValueError(f"layers must name at least one of the image tower's {unit}")
     bad = [i for i in layers if not -depth <= i < depth]
     if bad:
-        raise ValueError(f"block indices {bad} out of range for an image tower of {depth} blocks")
+        raise ValueError(f"indices {bad} out of range for an image tower of {depth} {unit}")
     return [i % depth for i in layers]

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.modified_resnet import ModifiedResNet
+from open_clip.timm_model import TimmModel
+from open_clip.tokenizer import HFTokenizer
 from open_clip.transformer import CustomResidualAttentionBlock, VisionTransformer
 from torch import nn
 
-from mmadapt.backbone import Backbone, Prefix, Preprocessing, VisionBlock, multi_head_attention
+from mmadapt.backbone import Backbone, Prefix, Preprocessing, VisionBlock, level_indices, multi_head_attention
 from mmadapt.errors import UserError
 
-from .backbones import OpenClipConfig, download_failure, hub_offline_when_unreachable, offline_help
+from .hub import download_failure, hub_offline_when_unreachable, offline_help
+
+if TYPE_CHECKING:
+    # Only for annotations: backbones.py imports this module lazily, and not the other way round.
+    from .backbones import OpenClipConfig
 
 #: Maps a list of texts to token ids ``(n, context_length)``; open_clip's tokenizers are such callables.
 Tokenizer = Callable[[list[str]], torch.Tensor]
@@ -27,10 +33,11 @@ _INDEX_POOLING = ("argmax", "eos")
 
 
 class OpenClipBackbone(Backbone):
-    """An open_clip model (CLIP, CustomTextCLIP) with a ViT or ModifiedResNet image tower.
+    """An open_clip model (CLIP, CustomTextCLIP, CoCa) with any image tower.
 
-    The text side works for open_clip's own causal text transformer (``encode_text`` works for every
-    text tower); the image-token operations need a ViT tower and ``resnet_features`` a ResNet one.
+    ``encode_text``, ``encode_image`` and ``image_intermediates`` work for every tower. Prompt learning
+    on the text side needs open_clip's own text transformer pooled at the end token; the image-token
+    operations (tokens, prompts, prefixes, patch offsets) need open_clip's ViT tower.
     """
 
     has_text = True
@@ -52,6 +59,7 @@ class OpenClipBackbone(Backbone):
         self._text_eos_id: int | None = getattr(text, "text_eos_id", getattr(text, "eos_id", None))
         self._causal_text = _attends_causally(text, self._text_pool_type)
         self._preprocessing = _preprocessing_of(model.visual)
+        self._vocabulary: list[str] | None = None
         self._embed_dim = _embed_dim_of(model) or self._probe_embed_dim()
         self.freeze_pretrained()
 
@@ -77,12 +85,14 @@ class OpenClipBackbone(Backbone):
 
     @property
     def vision_width(self) -> int:
-        """Token width of a ViT tower, or the channels of a ResNet tower's last feature map."""
+        """Token width of a transformer tower, or the channels of a convolutional tower's last feature map."""
         visual = self.model.visual
         if isinstance(visual, VisionTransformer):
             return visual.transformer.width
         if isinstance(visual, ModifiedResNet):
             return visual.attnpool.k_proj.in_features
+        if isinstance(visual, TimmModel):
+            return int(visual.trunk.feature_info[-1]["num_chs"])
         raise self._unsupported("vision_width", f"unknown image tower {type(visual).__name__}")
 
     @property
@@ -115,6 +125,28 @@ class OpenClipBackbone(Backbone):
     def tokenize(self, texts: list[str]) -> torch.Tensor:
         """Token ids ``(n, context_length)`` on the model's device."""
         return self.tokenizer(list(texts)).to(self.model.logit_scale.device)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids of the tokenizer."""
+        return len(self._tokenizer_vocabulary())
+
+    def vocabulary(self) -> list[str]:
+        """Each token id decoded on its own by the model's tokenizer (CLIP's BPE or a Hugging Face one)."""
+        return list(self._tokenizer_vocabulary())
+
+    def _tokenizer_vocabulary(self) -> list[str]:
+        if self._vocabulary is None:
+            tokenizer = self.tokenizer
+            if isinstance(tokenizer, open_clip.SimpleTokenizer):
+                decode, size = tokenizer.decode, len(tokenizer.encoder)
+            elif isinstance(tokenizer, HFTokenizer):
+                decode, size = tokenizer.tokenizer.decode, len(tokenizer.tokenizer)
+            else:
+                kind = type(tokenizer).__name__
+                raise self._unsupported("vocabulary", f"needs open_clip's SimpleTokenizer or HFTokenizer, got {kind}")
+            self._vocabulary = [decode([token]).strip() for token in range(size)]
+        return self._vocabulary
 
     def eot_index(self, token_ids: torch.Tensor) -> torch.Tensor:
         """Where the model pools text features: the highest id (CLIP's end token) or the first ``eos_id``."""
@@ -179,17 +211,43 @@ class OpenClipBackbone(Backbone):
         """open_clip's own image encoder, after ``prepare_pixels`` when ``preprocess``."""
         return self.model.encode_image(self.prepare_pixels(pixels) if preprocess else pixels, normalize=normalize)
 
-    def resnet_features(self, pixels: torch.Tensor, preprocess: bool = False) -> list[torch.Tensor]:
-        """Stem output (after its average pool), then the outputs of ``layer1`` ... ``layer4``."""
+    def image_intermediates(
+        self, pixels: torch.Tensor, layers: Sequence[int] | None = None, preprocess: bool = False
+    ) -> list[torch.Tensor]:
+        """The tower's own ``forward_intermediates``: ViT blocks, ResNet stem and stages, timm trunk levels.
+
+        ViTs (open_clip's, or a timm trunk with prefix tokens such as EVA) give tokens with the
+        prefix tokens first; ResNets, ConvNeXts, FastViTs and Swins give ``(B, C, H, W)`` maps.
+        """
         visual = self.model.visual
-        if not isinstance(visual, ModifiedResNet):
-            raise self._unsupported("resnet_features", f"the image tower is {type(visual).__name__}, not a ResNet")
-        x = visual.stem(self.prepare_pixels(pixels) if preprocess else pixels)
-        features = [x]
-        for stage in (visual.layer1, visual.layer2, visual.layer3, visual.layer4):
-            x = stage(x)
-            features.append(x)
-        return features
+        wanted = level_indices(layers, *self._image_levels())
+        taken = sorted(set(wanted))
+        tokens = isinstance(visual, VisionTransformer) or hasattr(getattr(visual, "trunk", None), "num_prefix_tokens")
+        out = visual.forward_intermediates(
+            self.prepare_pixels(pixels) if preprocess else pixels,
+            indices=taken,
+            stop_early=True,
+            intermediates_only=True,
+            output_fmt="NLC" if tokens else "NCHW",
+            output_extra_tokens=tokens,
+        )
+        levels = out["image_intermediates"]
+        # Towers without prefix tokens (average-pooled timm ViTs) return none to put back.
+        if "image_intermediates_prefix" in out:
+            levels = [torch.cat([prefix, x], dim=1) for prefix, x in zip(out["image_intermediates_prefix"], levels)]
+        by_index = dict(zip(taken, levels))
+        return [by_index[i] for i in wanted]
+
+    def _image_levels(self) -> tuple[int, str]:
+        """How many levels ``forward_intermediates`` of the image tower has, and what they are."""
+        visual = self.model.visual
+        if isinstance(visual, VisionTransformer):
+            return len(visual.transformer.resblocks), "blocks"
+        if isinstance(visual, ModifiedResNet):
+            return 5, "levels (stem and four stages)"
+        if isinstance(visual, TimmModel):
+            return len(visual.trunk.feature_info), "levels"
+        raise self._unsupported("image_intermediates", f"unknown image tower {type(visual).__name__}")
 
     @property
     def num_prefix_tokens(self) -> int:
@@ -357,12 +415,17 @@ def _create_model(config: OpenClipConfig, pretrained: str | None, tag_cfg: dict[
             config.arch, pretrained=pretrained, cache_dir=config.cache_dir, force_quick_gelu=quick_gelu
         )
 
-    if tag_cfg:
-        return _fetch(create, f"the weights of {config.arch!r} pretrained={pretrained!r}", "backbone.pretrained")
+    needs = [f"the weights of {config.arch!r} pretrained={pretrained!r}"] if tag_cfg else []
+    hf_text = open_clip.get_model_config(config.arch).get("text_cfg", {}).get("hf_model_name")
+    if hf_text:
+        # transformers fetches the text model's config (and for random weights nothing else) from the Hub.
+        needs.append(f"the Hugging Face model {hf_text!r} that the text tower of {config.arch!r} is built from")
     try:
-        return create()
+        return _fetch(create, " and ".join(needs), "backbone.pretrained" if tag_cfg else None) if needs else create()
+    except UserError:
+        raise
     except Exception as exc:
-        if pretrained is None:
+        if pretrained is None or tag_cfg:
             raise
         raise UserError(f"openclip: cannot load checkpoint {pretrained} into {config.arch}: {exc}") from exc
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Sequence
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 import timm
 import torch
@@ -13,10 +15,14 @@ from timm.layers import Attention
 from timm.models.vision_transformer import Block, VisionTransformer, checkpoint_filter_fn
 from torch import nn
 
-from mmadapt.backbone import Backbone, Prefix, Preprocessing, VisionBlock, multi_head_attention
+from mmadapt.backbone import Backbone, Prefix, Preprocessing, VisionBlock, level_indices, multi_head_attention
 from mmadapt.errors import UserError
 
-from .backbones import TimmConfig, download_failure, hub_offline_when_unreachable, offline_help
+from .hub import download_failure, hub_offline_when_unreachable, offline_help
+
+if TYPE_CHECKING:
+    # Only for annotations: backbones.py imports this module lazily, and not the other way round.
+    from .backbones import TimmConfig
 
 
 class TimmBackbone(Backbone):
@@ -93,6 +99,26 @@ class TimmBackbone(Backbone):
         pixels = self.prepare_pixels(pixels) if preprocess else pixels
         features = self.model.forward_head(self.model.forward_features(pixels), pre_logits=True)
         return F.normalize(features, dim=-1) if normalize else features
+
+    def image_intermediates(
+        self, pixels: torch.Tensor, layers: Sequence[int] | None = None, preprocess: bool = False
+    ) -> list[torch.Tensor]:
+        """Each requested block's output tokens, prefix tokens first, from timm's ``forward_intermediates``."""
+        wanted = level_indices(layers, len(self.model.blocks), "blocks")
+        taken = sorted(set(wanted))
+        levels = self.model.forward_intermediates(
+            self.prepare_pixels(pixels) if preprocess else pixels,
+            indices=taken,
+            return_prefix_tokens=True,
+            stop_early=True,
+            output_fmt="NLC",
+            intermediates_only=True,
+        )
+        # Without prefix tokens timm returns the patch tokens alone instead of (patches, prefix) pairs.
+        if self.num_prefix_tokens:
+            levels = [torch.cat([prefix, patches], dim=1) for patches, prefix in levels]
+        by_index = dict(zip(taken, levels))
+        return [by_index[i] for i in wanted]
 
     @property
     def num_prefix_tokens(self) -> int:
