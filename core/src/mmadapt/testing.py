@@ -217,6 +217,22 @@ def run_recipe(recipe: dict[str, Any] | str | Path, output_dir: str | Path, over
     return run_recipe_file(recipe, overrides, output_dir=output_dir / "run", seeds=seeds)
 
 
+def check_recipe(recipe: dict[str, Any], source: str = "recipe.yaml") -> Any:
+    """Validate a recipe mapping against the current plugin manager; a ``UserError`` lists its problems."""
+    from omegaconf import OmegaConf
+
+    from .recipe import validate_recipe
+
+    return validate_recipe(OmegaConf.create(recipe), source, [], registry=get_plugin_manager().registry)
+
+
+def adapt_command(argv: list[str]) -> int:
+    """Run the ``adapt`` command line in this process (current plugin manager); return its exit code."""
+    from .cli import main
+
+    return main(list(argv))
+
+
 # -- unit-test helpers for adapters ---------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from mmadapt.cli import main
+from mmadapt.testing import adapt_command
 from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[3]
@@ -33,7 +33,7 @@ def relative(path: Path) -> str:
 def test_recipe_validates(path, plugin_manager, capsys):
     if path in SHAPES_RECIPES and plugin_manager.registry.find("dataset", "shapes") is None:
         pytest.skip("mmadapt-shapes is not installed")
-    assert main(["validate", str(path)]) == 0
+    assert adapt_command(["validate", str(path)]) == 0
     protocol = "base2novel" if "base2novel" in path.parts or path in SHAPES_RECIPES else "standard"
     assert capsys.readouterr().out.strip().endswith(f"/ {protocol})")
 
@@ -70,7 +70,7 @@ def test_coop_split_writes_fgvc_aircraft_and_imagenet_split_files(tmp_path, caps
     listings = {"train": ["0034309 707-320", "0034958 F/A-18"], "val": ["1 A300B4"], "test": ["2 F/A-18"]}
     for split, lines in listings.items():
         (aircraft / f"images_variant_{split}.txt").write_text("\n".join(lines) + "\n")
-    assert main(["coop-split", "fgvc-aircraft", str(aircraft)]) == 0
+    assert adapt_command(["coop-split", "fgvc-aircraft", str(aircraft)]) == 0
     written = json.loads((aircraft / "split_zhou_FGVCAircraft.json").read_text())
     assert written["train"] == [["0034309.jpg", 0, "707-320"], ["0034958.jpg", 2, "F/A-18"]]
     assert written["val"] == [["1.jpg", 1, "A300B4"]] and written["test"] == [["2.jpg", 2, "F/A-18"]]
@@ -83,7 +83,7 @@ def test_coop_split_writes_fgvc_aircraft_and_imagenet_split_files(tmp_path, caps
             (imagenet / "images" / split / wnid).mkdir(parents=True)
             for name in ("b.JPEG", "a.JPEG"):
                 (imagenet / "images" / split / wnid / name).write_bytes(b"")
-    assert main(["coop-split", "imagenet", str(imagenet)]) == 0
+    assert adapt_command(["coop-split", "imagenet", str(imagenet)]) == 0
     assert "data.root=" in capsys.readouterr().out
     written = json.loads((imagenet / "split_zhou_ImageNet.json").read_text())
     assert set(written) == {"train", "test"}
@@ -97,7 +97,7 @@ def test_coop_split_writes_fgvc_aircraft_and_imagenet_split_files(tmp_path, caps
 
 
 def test_coop_split_names_the_missing_file(tmp_path, capsys):
-    assert main(["coop-split", "fgvc-aircraft", str(tmp_path)]) == 2
+    assert adapt_command(["coop-split", "fgvc-aircraft", str(tmp_path)]) == 2
     assert "variants.txt not found" in capsys.readouterr().err
 
 
@@ -107,7 +107,7 @@ def test_bench_prompts_times_both_steps(tmp_path, capsys):
 
     (tmp_path / "tiny-bench.json").write_text(json.dumps(tiny_openclip_config()))
     open_clip.add_model_config(tmp_path / "tiny-bench.json")
-    assert main(["bench", "prompts", "--arch", "tiny-bench", "--classes", "5", "--batch-size", "3",
+    assert adapt_command(["bench", "prompts", "--arch", "tiny-bench", "--classes", "5", "--batch-size", "3",
                  "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     assert "5 classes, batch 3, 16 context tokens, fp32" in out
@@ -134,4 +134,4 @@ def test_documented_recipes_validate(where, text, tmp_path, plugin_manager, caps
         pytest.skip("mmadapt-shapes is not installed")
     path = tmp_path / "recipe.yaml"
     path.write_text(text)
-    assert main(["validate", str(path)]) == 0, where
+    assert adapt_command(["validate", str(path)]) == 0, where

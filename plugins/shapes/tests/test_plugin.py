@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mmadapt.plugins import PluginManager
-from mmadapt.recipe import RecipeError, validate_recipe
-from omegaconf import OmegaConf
+from mmadapt import UserError, get_plugin_manager
+from mmadapt.testing import check_recipe
 
 
 @pytest.fixture(scope="module")
 def manager():
-    return PluginManager(only={"mmadapt-shapes"}).load()
+    return get_plugin_manager()
 
 
 def build(manager, **options):
@@ -59,8 +58,8 @@ def test_multilabel_and_paired_tasks(manager):
     assert pair["image"].mean() != pair["target"].mean()
 
 
-def test_unknown_task_is_a_recipe_error(manager):
-    recipe = OmegaConf.create({"backbone": {"name": "shapes-clip"}, "data": {"name": "shapes", "task": "shaep"},
-                               "adapter": {"name": "zeroshot"}})
-    with pytest.raises(RecipeError, match="data.task must be one of"):
-        validate_recipe(recipe, "recipe.yaml", [], registry=manager.registry)
+def test_unknown_task_is_a_recipe_error():
+    recipe = {"backbone": {"name": "shapes-clip"}, "data": {"name": "shapes", "task": "shaep"},
+              "adapter": {"name": "zeroshot"}}
+    with pytest.raises(UserError, match="data.task must be one of"):
+        check_recipe(recipe)
