@@ -118,3 +118,15 @@ def test_training_on_mixed_size_batches_learns_the_gain(image_plugin, tmp_path):
     assert metrics["test/psnr"] > metrics["initial/test/psnr"] + 10  # the gain moved from 1 towards 2
     crops = GainAdapter.received[: 30 * len(SIZES)]
     assert len(set(crops)) > len(SIZES)  # random crops of the full-resolution pairs, not one fixed size
+
+
+def test_shapesworld_backlit_pairs_take_the_image_to_image_path(image_plugin, tmp_path):
+    recipe = tiny_recipe(
+        data={"name": "shapes", "task": "backlit-pairs", "train_size": 12, "test_size": 4, "image_size": 48},
+        adapter={"name": "gain", "gain": 1.0},
+        eval={"metrics": ["psnr", "ssim"], "batch_size": 4},
+    )
+    metrics = run_recipe(recipe, tmp_path)["metrics"]
+    assert GainAdapter.received == [(3, 48, 48)] * 4  # rendered size, not tiny-clip's 32: no resize or crop
+    # The input is the backlit rendering and the target the well-lit one, so the identity is no match.
+    assert metrics["test/psnr"] < 30 and metrics["test/ssim"] < 0.95
