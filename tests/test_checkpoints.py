@@ -65,3 +65,17 @@ def test_run_state_takes_tensors_and_json_values_only():
     restored = RunState()
     restored.replace_with(tensors, values)
     assert torch.equal(restored["residual"], state["residual"]) and restored["restarts"] == state["restarts"]
+
+
+def test_load_run_rebuilds_the_adapter_with_the_checkpoint_eval_uses(tiny_plugin, tmp_path):
+    from mmadapt import load_run
+    from safetensors.torch import load_file
+
+    run_recipe(probe_recipe(), tmp_path)
+    finished = load_run(tmp_path / "run")
+    assert finished.checkpoint == final_checkpoint(tmp_path / "run")
+    saved = load_file(str(finished.checkpoint / "adapter.safetensors"))
+    state = finished.adapter.trainable_state_dict()
+    assert saved.keys() == state.keys() and all(torch.equal(saved[k], state[k]) for k in saved)
+    assert not finished.adapter.training and finished.recipe.adapter.name == "linear-probe"
+    assert finished.backbone is finished.adapter.backbone
