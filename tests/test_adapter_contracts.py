@@ -1,0 +1,55 @@
+"""Every registered adapter (builtin and installed plugins) meets ``assert_adapter_contract`` on the
+tiny backbones: an open_clip CLIP with a ViT and with a ResNet image tower, and an image-only timm ViT.
+
+An adapter that classifies through the text tower cannot run on the image-only backbone: there it
+must stop with the clear error that says so, and the case is skipped with that message.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from mmadapt import UserError
+from mmadapt.plugins import PluginManager
+from mmadapt.testing import assert_adapter_contract, make_batch, tiny_bundle
+from mmadapt.testing_models import tiny_openclip_backbone, tiny_timm_backbone
+
+BACKBONES = {
+    "clip-vit": lambda: tiny_openclip_backbone("vit"),
+    "clip-resnet": lambda: tiny_openclip_backbone("resnet"),
+    "timm-vit": tiny_timm_backbone,
+}
+IMAGE_ONLY = {"timm-vit"}
+
+#: Adapter keys that a backbone needs instead of the defaults. LoRA's default targets are the blocks
+#: of an open_clip ViT: on a ResNet image tower it adapts the text tower, on timm its ``attn.qkv``.
+CONFIG = {("lora", "clip-resnet"): {"tower": "text"}, ("lora", "timm-vit"): {"targets": ["attn.qkv"]}}
+
+ADAPTERS = PluginManager().load().registry.names("adapter")
+
+
+def test_the_matrix_covers_builtin_and_plugin_adapters():
+    assert {"zeroshot", "linear-probe", "lora"} <= set(ADAPTERS)
+    try:
+        import mmadapt_prompts  # noqa: F401
+    except ImportError:
+        return
+    assert {"coop", "cocoop", "latent-prompt", "mvlpt"} <= set(ADAPTERS)
+
+
+@pytest.mark.parametrize("backbone_name", sorted(BACKBONES))
+@pytest.mark.parametrize("adapter_name", ADAPTERS)
+def test_adapter_contract(adapter_name, backbone_name, plugin_manager):
+    component = plugin_manager.registry.get("adapter", adapter_name)
+    backbone = BACKBONES[backbone_name]()
+    bundle = tiny_bundle()
+    batch = make_batch(bundle.split("train"), backbone)
+    torch.manual_seed(0)
+    try:
+        adapter = component.build(component.config(**CONFIG.get((adapter_name, backbone_name), {})), backbone,
+                                  bundle.task)
+        assert_adapter_contract(adapter, batch)
+    except UserError as error:
+        if backbone_name in IMAGE_ONLY and "no text tower" in str(error):
+            pytest.skip(f"{adapter_name} needs a text tower, {backbone_name} has none: {error}")
+        raise
