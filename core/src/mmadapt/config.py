@@ -23,7 +23,8 @@ class DataConfig:
     shots: int | None = None
     #: What to do with an unreadable image: ``error`` stops naming the file, ``skip`` counts it.
     on_bad_image: str = "error"
-    #: Training augmentation: ``none`` (test transform) or ``crop-flip`` (random resized crop + flip).
+    #: Training augmentation: ``none`` (test transform) or ``crop-flip`` (random resized crop + flip;
+    #: image-to-image tasks: one random crop + flip shared by ``image`` and ``target``, see ``split_transforms``).
     augment: str = "none"
 
     def __post_init__(self) -> None:
