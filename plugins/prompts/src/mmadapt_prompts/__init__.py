@@ -2,8 +2,8 @@
 
 The components are registered through the ``mmadapt`` entry point (:mod:`mmadapt_prompts.plugin`)
 and named in recipes: adapters ``coop``, ``cocoop``, ``latent-prompt``, ``mvlpt``; protocol
-``multitask``; command ``adapt bench prompts``. The adapters support the core's ``kg-regularizer``
-objective (KgCoOp).
+``multitask``; benchmark ``prompts`` (``adapt bench prompts``); command ``adapt coop-split``. The
+adapters support the core's ``kg-regularizer`` objective (KgCoOp).
 """
 
 __version__ = "0.1.0"
