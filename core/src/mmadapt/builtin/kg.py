@@ -15,6 +15,7 @@ on the adapter's training outputs carry ``text_features`` (normalised, ``(n_clas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -29,7 +30,11 @@ def kg_distance(text_features: torch.Tensor, handwritten_text_features: torch.Te
     return 1.0 - similarity.mean()
 
 
-def build_kg_regularizer(weight: float, adapter: Any):
+#: ``objective(outputs, batch) -> (loss, named terms)``, what an objective factory returns.
+Objective = Callable[[dict[str, torch.Tensor], dict[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def build_kg_regularizer(weight: float, adapter: Any) -> Objective:
     """The KgCoOp objective for an adapter that reports ``text_features`` and ``handwritten_text_features``."""
     if not isinstance(getattr(adapter, "report_handwritten", None), bool):
         raise UserError(
@@ -38,7 +43,7 @@ def build_kg_regularizer(weight: float, adapter: Any):
         )
     adapter.report_handwritten = True
 
-    def kg_regularizer(outputs: dict[str, torch.Tensor], batch: dict[str, Any]):
+    def kg_regularizer(outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> tuple[torch.Tensor, dict]:
         cross_entropy = F.cross_entropy(outputs["logits"].float(), batch["label"])
         distance = kg_distance(outputs["text_features"], outputs["handwritten_text_features"])
         return cross_entropy + weight * distance, {"cross_entropy": cross_entropy, "kg_distance": distance}
