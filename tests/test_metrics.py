@@ -204,6 +204,9 @@ def test_image_metrics_refuse_mismatched_sizes_and_report_nan_when_empty():
     with pytest.raises(ValueError, match="1 output images for 2 targets"):
         _score(PeakSignalNoiseRatio(), [torch.zeros(3, 4, 4)], [torch.zeros(3, 4, 4)] * 2)
     assert math.isnan(PeakSignalNoiseRatio().compute()["psnr"]) and math.isnan(StructuralSimilarity().compute()["ssim"])
+    with pytest.raises(ValueError, match="'ssim' needs images of at least 6x6 pixels"):
+        _score(StructuralSimilarity(), [torch.zeros(3, 5, 40)], [torch.zeros(3, 5, 40)])
+    assert _score(StructuralSimilarity(), [torch.zeros(3, 6, 6)], [torch.zeros(3, 6, 6)]) == {"ssim": 1.0}
 
 
 class _SeenIndices:

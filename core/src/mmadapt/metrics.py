@@ -294,6 +294,7 @@ class StructuralSimilarity(_ImageMetric):
     """Mean SSIM over images (torchmetrics: 11x11 Gaussian window, sigma 1.5, data range 1): ``{"ssim"}``.
 
     The SSIM of an RGB image is the mean over its channels; 1.0 for an image equal to its target.
+    Images need at least :data:`SSIM_MIN_SIDE` pixels a side (the window is reflected at borders).
     """
 
     key = "ssim"
@@ -301,7 +302,14 @@ class StructuralSimilarity(_ImageMetric):
     def score(self, prediction: torch.Tensor, target: torch.Tensor) -> float:
         from torchmetrics.functional.image import structural_similarity_index_measure
 
+        if min(prediction.shape[-2:]) < SSIM_MIN_SIDE:
+            raise ValueError(f"metric 'ssim' needs images of at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels "
+                             f"(its window is 11x11); got {tuple(prediction.shape[-2:])}")
         return float(structural_similarity_index_measure(prediction, target, data_range=1.0))
+
+
+#: The smallest image side torchmetrics' SSIM accepts: it pads each side by half its 11-pixel window.
+SSIM_MIN_SIDE = 6
 
 
 __all__ = [
