@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mmadapt.config import check_choice
 from mmadapt.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from mmadapt.adapter import Adapter
+    from mmadapt.backbone import Backbone
+    from mmadapt.data import Task
 
 
 @dataclass
@@ -51,26 +58,30 @@ class LoraConfig:
             )
 
 
-def build_zeroshot(config, backbone, task):
+def build_zeroshot(config: ZeroShotConfig, backbone: Backbone, task: Task) -> Adapter:
+    """The ``zeroshot`` adapter (torch loads here, not when the plugin module is imported)."""
     from .baselines import ZeroShot
 
     return ZeroShot(config, backbone, task)
 
 
-def build_linear_probe(config, backbone, task):
+def build_linear_probe(config: LinearProbeConfig, backbone: Backbone, task: Task) -> Adapter:
+    """The ``linear-probe`` adapter."""
     from .baselines import LinearProbe
 
     return LinearProbe(config, backbone, task)
 
 
-def build_lora(config, backbone, task):
+def build_lora(config: LoraConfig, backbone: Backbone, task: Task) -> Adapter:
+    """The ``lora`` adapter (PEFT loads here)."""
     from .baselines import Lora
 
     return Lora(config, backbone, task)
 
 
 @hookimpl
-def register_adapters(register):
+def register_adapters(register: Callable[..., None]) -> None:
+    """Register the builtin adapters ``zeroshot``, ``linear-probe`` and ``lora``."""
     register("zeroshot", build_zeroshot, ZeroShotConfig, "zero-shot CLIP with hand-written (ensembled) prompts")
     register("linear-probe", build_linear_probe, LinearProbeConfig, "logistic head on frozen image features")
     register("lora", build_lora, LoraConfig, "PEFT LoRA on attention/MLP layers of either tower")

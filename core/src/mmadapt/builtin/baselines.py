@@ -41,6 +41,7 @@ class ZeroShot(Adapter):
         self.set_task(task)
 
     def set_task(self, task: Task) -> None:
+        """Switch to ``task``'s classes: their prompt features become the classifier."""
         self.task = task
         with torch.no_grad():
             self.class_embeddings = zeroshot_classifier(
@@ -48,6 +49,7 @@ class ZeroShot(Adapter):
             )
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """``logits``: ``logit_scale`` times the cosine of image and class features; ``features``."""
         features = self.image_features(batch)
         logits = self.backbone.logit_scale * features @ self.class_embeddings.to(features.dtype).t()
         return {"logits": logits, "features": features}
@@ -70,6 +72,7 @@ class LinearProbe(Adapter):
             self.head.bias.zero_()
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """``logits`` of the linear head on the normalised image ``features``."""
         features = self.image_features(batch)
         return {"logits": self.head(features), "features": features}
 
@@ -106,16 +109,24 @@ class Lora(Adapter):
         self.templates = config.templates or task.templates
 
     def set_task(self, task: Task) -> None:
+        """Switch to ``task``'s classes; their text features are encoded again on next use."""
         self.task = task
         self.clear_eval_cache()
 
     def class_embeddings(self) -> torch.Tensor:
+        """Normalised text features of the classes, through the adapted text tower when it trains.
+
+        A frozen text tower encodes them once; a trained one on every training step (with gradients)
+        and once per evaluation.
+        """
+
         def compute() -> torch.Tensor:
             return zeroshot_classifier(self.backbone, self.task.classnames, self.templates)
 
         return self.cached_in_eval("classes", compute) if self.adapts_text else self.cached("classes", compute)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """``logits``: ``logit_scale`` times the cosine of (adapted) image and class features; ``features``."""
         if self.frozen_image_features:
             features = self.image_features(batch)
         else:

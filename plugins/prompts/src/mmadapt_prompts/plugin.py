@@ -8,6 +8,8 @@ Cheap to import: configs and hooks only; torch loads inside the factories.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mmadapt import hookimpl
 
@@ -19,32 +21,40 @@ from .config import (
     MvlptConfig,
 )
 
+if TYPE_CHECKING:
+    from mmadapt import Adapter, Backbone, Protocol, Task
 
-def build_coop(config: CoopConfig, backbone, task):
+
+def build_coop(config: CoopConfig, backbone: Backbone, task: Task) -> Adapter:
+    """The ``coop`` adapter (torch loads here, not when the plugin is imported)."""
     from .coop import Coop
 
     return Coop(config, backbone, task)
 
 
-def build_cocoop(config: CocoopConfig, backbone, task):
+def build_cocoop(config: CocoopConfig, backbone: Backbone, task: Task) -> Adapter:
+    """The ``cocoop`` adapter (torch loads here, not when the plugin is imported)."""
     from .cocoop import Cocoop
 
     return Cocoop(config, backbone, task)
 
 
-def build_latent_prompt(config: LatentPromptConfig, backbone, task):
+def build_latent_prompt(config: LatentPromptConfig, backbone: Backbone, task: Task) -> Adapter:
+    """The ``latent-prompt`` adapter (torch loads here, not when the plugin is imported)."""
     from .latent import LatentPrompt
 
     return LatentPrompt(config, backbone, task)
 
 
-def build_mvlpt(config: MvlptConfig, backbone, task):
+def build_mvlpt(config: MvlptConfig, backbone: Backbone, task: Task) -> Adapter:
+    """The ``mvlpt`` adapter (torch loads here, not when the plugin is imported)."""
     from .mvlpt import Mvlpt
 
     return Mvlpt(config, backbone, task)
 
 
-def build_multitask(config: MultitaskConfig):
+def build_multitask(config: MultitaskConfig) -> Protocol:
+    """The ``multitask`` protocol."""
     from .multitask import MultitaskProtocol
 
     return MultitaskProtocol(config)
@@ -79,7 +89,8 @@ def _coop_split_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @hookimpl
-def register_adapters(register):
+def register_adapters(register: Callable[..., None]) -> None:
+    """Register ``coop``, ``cocoop``, ``latent-prompt`` and ``mvlpt``."""
     register("coop", build_coop, CoopConfig, "CoOp: learned prompt context around class names (IJCV 2022)")
     register("cocoop", build_cocoop, CocoopConfig, "CoCoOp: CoOp plus an image-conditioned context bias (CVPR 2022)")
     register("latent-prompt", build_latent_prompt, LatentPromptConfig,
@@ -88,18 +99,21 @@ def register_adapters(register):
 
 
 @hookimpl
-def register_protocols(register):
+def register_protocols(register: Callable[..., None]) -> None:
+    """Register the ``multitask`` protocol."""
     register("multitask", build_multitask, MultitaskConfig,
              "train one adapter on several datasets in a merged label space, evaluate each task")
 
 
 @hookimpl
-def register_benchmarks(register):
+def register_benchmarks(register: Callable[..., None]) -> None:
+    """Register ``prompts``: ``adapt bench prompts`` times our coop step against CoOp's."""
     register("prompts", _bench, "one training step of coop timed against a reference CoOp step",
              add_arguments=_bench_arguments)
 
 
 @hookimpl
-def register_commands(register):
+def register_commands(register: Callable[..., None]) -> None:
+    """Register ``adapt coop-split``."""
     register("coop-split", _coop_split, "write CoOp split files for ImageNet and FGVCAircraft (recipes/coop/)",
              add_arguments=_coop_split_arguments)

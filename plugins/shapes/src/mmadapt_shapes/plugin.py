@@ -6,11 +6,16 @@ Cheap to import: configs and hooks only; torch and open_clip load inside the fac
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mmadapt import DataConfig, check_choice, hookimpl
 
 from .tasks import ALIASES, TASKS
+
+if TYPE_CHECKING:
+    from mmadapt import Backbone, DataBundle
 
 
 @dataclass
@@ -44,13 +49,15 @@ class ShapesClipConfig:
     weights: str | None = None
 
 
-def build_shapes(config: ShapesConfig):
+def build_shapes(config: ShapesConfig) -> DataBundle:
+    """The ``shapes`` dataset: the task's splits, rendered on demand."""
     from .dataset import build_bundle
 
     return build_bundle(config)
 
 
-def build_shapes_clip(config: ShapesClipConfig):
+def build_shapes_clip(config: ShapesClipConfig) -> Backbone:
+    """The ``shapes-clip`` backbone with the shipped or the given weights (torch loads here)."""
     from .backbone import build_backbone
 
     return build_backbone(config.weights)
@@ -71,16 +78,19 @@ def _run_shapes(args: argparse.Namespace) -> int:
 
 
 @hookimpl
-def register_datasets(register):
+def register_datasets(register: Callable[..., None]) -> None:
+    """Register the ``shapes`` dataset."""
     register("shapes", build_shapes, ShapesConfig, "ShapesWorld: generated shapes, colours, lighting (offline)")
 
 
 @hookimpl
-def register_backbones(register):
+def register_backbones(register: Callable[..., None]) -> None:
+    """Register the ``shapes-clip`` backbone."""
     register("shapes-clip", build_shapes_clip, ShapesClipConfig, "small CLIP pretrained on ShapesWorld (offline)")
 
 
 @hookimpl
-def register_commands(register):
+def register_commands(register: Callable[..., None]) -> None:
+    """Register ``adapt shapes`` (pretrain, evaluate, samples)."""
     register("shapes", _run_shapes, "ShapesWorld: pretrain or evaluate shapes-clip, save sample grids",
              add_arguments=_add_shapes_arguments)
