@@ -73,11 +73,15 @@ class Adapter(nn.Module):
 
     # -- helpers for subclasses -----------------------------------------------------------------
     def image_features(self, batch: dict[str, Any], normalize: bool = True) -> torch.Tensor:
-        """Frozen image features of a batch, from the engine's cache when it provided them."""
+        """Frozen image features of a batch, from the engine's cache when it provided them.
+
+        Image-to-image tasks give full-resolution pixels in [0, 1] (a tensor, or a list of images of
+        different sizes); they are resized and normalised in the graph (``Backbone.prepare_pixels``).
+        """
         features = batch.get("image_features")
         if features is None:
             with torch.no_grad():
-                features = self.backbone.encode_image(batch["image"])
+                features = encode_batch_images(self.backbone, batch["image"], self.task.kind)
         return features / features.norm(dim=-1, keepdim=True) if normalize else features
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
@@ -103,3 +107,17 @@ class Adapter(nn.Module):
         super().train(mode)
         self.clear_eval_cache()
         return self
+
+
+def encode_batch_images(backbone: Backbone, images: torch.Tensor | list[torch.Tensor], kind: str) -> torch.Tensor:
+    """Image features of a batch's ``image`` as the task kind's data path gives it.
+
+    Classification splits arrive preprocessed for the tower. Image-to-image splits arrive as pixels in
+    [0, 1] at full resolution, stacked or as a list of differently sized images, and are prepared in
+    the graph, one image at a time when sizes differ.
+    """
+    if kind != "image-to-image":
+        return backbone.encode_image(images)
+    if isinstance(images, list):
+        return torch.cat([backbone.encode_image(image.unsqueeze(0), preprocess=True) for image in images])
+    return backbone.encode_image(images, preprocess=True)

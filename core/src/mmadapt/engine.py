@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .adapter import encode_batch_images
 from .checkpoints import (
     Checkpoint,
     CorruptCheckpointError,
@@ -316,11 +317,12 @@ class Run:
         return dataset
 
     def _encode_images(self, dataset: Split, name: str) -> FeatureSplit:
-        backbone = self.adapter.backbone
+        backbone, kind = self.adapter.backbone, self.adapter.task.kind
 
         def encode(batch: dict) -> dict[str, torch.Tensor]:
+            images = to_device({"image": batch["image"]}, self.accelerator.device)["image"]
             with self.accelerator.autocast():
-                features = backbone.encode_image(batch["image"].to(self.accelerator.device)).float()
+                features = encode_batch_images(backbone, images, kind).float()
             return {"features": features.cpu(), "index": batch["index"],
                     **({"label": batch["label"]} if "label" in batch else {})}
 

@@ -241,11 +241,17 @@ def tiny_bundle(**options: Any) -> DataBundle:
     return _build_tiny_colours(TinyColoursConfig(**options))
 
 
-def make_batch(split: Split, backbone: Backbone, size: int = 16) -> dict[str, Any]:
-    """The first ``size`` items of ``split``, preprocessed for ``backbone`` and collated as the engine does."""
-    from .data import build_transforms, collate
+def make_batch(split: Split, backbone: Backbone, size: int = 16, task: Task | None = None) -> dict[str, Any]:
+    """The first ``size`` items of ``split`` with the test transform of ``task``'s kind, collated as the engine does.
 
-    _, test_transform = build_transforms(backbone.preprocessing)
+    Without ``task``, the classification transform (resize, crop, normalise for ``backbone``).
+    """
+    from .data import build_transforms, collate, split_transforms
+
+    if task is None:
+        _, test_transform = build_transforms(backbone.preprocessing)
+    else:
+        _, test_transform = split_transforms(task, backbone.preprocessing)
     view = split.with_transform(test_transform)
     batch = collate([view[i] for i in range(min(size, len(view)))])
     batch.pop("skipped")
