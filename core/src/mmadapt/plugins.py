@@ -235,11 +235,8 @@ class LifecycleHooks:
     def __init__(self, pm: pluggy.PluginManager, strict: bool) -> None:
         self._pm = pm
         self._strict = strict
-
-    def __getattr__(self, hook_name: str) -> Callable[..., None]:
-        if hook_name not in LIFECYCLE_HOOKS:
-            raise AttributeError(f"{hook_name!r} is not a lifecycle hook; they are {', '.join(LIFECYCLE_HOOKS)}")
-        return partial(self._call, hook_name)
+        for hook_name in LIFECYCLE_HOOKS:
+            setattr(self, hook_name, partial(self._call, hook_name))
 
     def _call(self, hook_name: str, **kwargs: Any) -> None:
         plugins = self._pm.get_plugins()
