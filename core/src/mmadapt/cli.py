@@ -205,6 +205,9 @@ def _bench(manager: PluginManager, args: argparse.Namespace) -> int:
     if benchmark.factory.add_arguments is not None:
         benchmark.factory.add_arguments(parser)
     ratios = benchmark.factory(parser.parse_args(args.options))
+    if not isinstance(ratios, dict):
+        raise TypeError(f"benchmark {benchmark.name!r} of plugin {benchmark.plugin!r} returned "
+                        f"{type(ratios).__name__}; run(args) must return its ratios, {{name: float}}")
     for name, ratio in ratios.items():
         print(f"  ratio {name}: {ratio:.2f}x")
     return 0
