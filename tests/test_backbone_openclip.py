@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -385,6 +387,13 @@ def test_config_validation() -> None:
         OpenClipConfig(arch="")
     with pytest.raises(ValueError, match="backbone.pretrained is empty"):
         OpenClipConfig(pretrained="")
+
+
+def test_contract_example_in_the_docs_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "backbones.md").read_text(encoding="utf-8")
+    (example,) = [block for block in re.findall(r"```python\n(.*?)```", docs, re.DOTALL) if "patch_offsets" in block]
+    exec(compile(example, "docs/backbones.md", "exec"), {})
+    assert len(eval(capsys.readouterr().out)) == 5  # the five best-ranked words
 
 
 def test_plugin_registers_both_backbones_and_imports_cheaply() -> None:
