@@ -28,7 +28,7 @@ class Supports:
 
     #: token_embedding + encode_text_embeddings (open_clip's text transformer pooled at the end token).
     text_prompts: bool
-    #: image_tokens, encode_image_prompted, patch offsets (open_clip's ViT tower).
+    #: image_tokens, encode_image_prompted, patch offsets (open_clip's ViT or a timm ViT trunk).
     image_tokens: bool
     #: the text tower is causal and pools at the end token.
     causal_text: bool
@@ -41,7 +41,8 @@ ARCHS = {
     "EVA02-B-16": Supports(text_prompts=True, image_tokens=False, causal_text=True),
     "MobileCLIP-S1": Supports(text_prompts=True, image_tokens=False, causal_text=False),
     "coca_ViT-B-32": Supports(text_prompts=False, image_tokens=True, causal_text=False),
-    "ViTamin-S": Supports(text_prompts=True, image_tokens=False, causal_text=True),
+    "ViTamin-S": Supports(text_prompts=True, image_tokens=True, causal_text=True),
+    "vit_medium_patch16_gap_256": Supports(text_prompts=True, image_tokens=True, causal_text=True),
     "PE-Core-T-16-384": Supports(text_prompts=True, image_tokens=False, causal_text=True),
 }
 

@@ -14,12 +14,14 @@ from open_clip.modified_resnet import ModifiedResNet
 from open_clip.timm_model import TimmModel
 from open_clip.tokenizer import HFTokenizer
 from open_clip.transformer import CustomResidualAttentionBlock, VisionTransformer
+from timm.models.vision_transformer import VisionTransformer as TimmVisionTransformer
 from torch import nn
 
 from mmadapt.backbone import Backbone, Prefix, Preprocessing, VisionBlock, level_indices, multi_head_attention
 from mmadapt.errors import UserError
 
 from .hub import download_failure, hub_offline_when_unreachable, offline_help
+from .timm_vit import vit_blocks, vit_token_embeddings
 
 if TYPE_CHECKING:
     # Only for annotations: backbones.py imports this module lazily, and not the other way round.
@@ -251,46 +253,68 @@ class OpenClipBackbone(Backbone):
 
     @property
     def num_prefix_tokens(self) -> int:
-        """The class token."""
-        self._vit()
-        return 1
+        """The class token of open_clip's ViT; a timm ViT trunk's class and register tokens."""
+        vit = self._vit()
+        return 1 if isinstance(vit, VisionTransformer) else int(vit.num_prefix_tokens)
 
     @property
     def image_projection(self) -> torch.Tensor | None:
-        """``visual.proj``, ``(vision_width, embed_dim)``."""
-        return self._vit().proj
+        """``visual.proj`` of open_clip's ViT; a timm trunk's one bias-free linear head, or None."""
+        vit = self._vit()
+        if isinstance(vit, VisionTransformer):
+            return vit.proj
+        # Dropout is the identity in eval mode, so a head of dropout and one matrix is that matrix.
+        layers = [m for m in (vit.head, *self.model.visual.head) if not isinstance(m, (nn.Identity, nn.Dropout))]
+        if not layers:
+            return None
+        if len(layers) == 1 and isinstance(layers[0], nn.Linear) and layers[0].bias is None:
+            return layers[0].weight.T
+        raise self._unsupported("image_projection", "the timm tower's head is not a single matrix")
 
     def image_token_embeddings(self, pixels: torch.Tensor, preprocess: bool = False) -> torch.Tensor:
-        """Patch embedding, class token, positional embedding, patch dropout (off in eval) and ``ln_pre``."""
+        """Patch embedding, prefix tokens, positional embedding, patch dropout (off in eval), pre-norm."""
+        vit = self._vit()
+        pixels = self.prepare_pixels(pixels) if preprocess else pixels
         # _embeds is exactly the part of VisionTransformer.forward before the blocks.
-        return self._vit()._embeds(self.prepare_pixels(pixels) if preprocess else pixels)
+        return vit._embeds(pixels) if isinstance(vit, VisionTransformer) else vit_token_embeddings(vit, pixels)
 
     def vision_blocks(self) -> list[VisionBlock]:
         """The residual attention blocks of the ViT tower."""
-        transformer = self._vit().transformer
-        return [_OpenClipBlock(block, transformer.batch_first) for block in transformer.resblocks]
+        vit = self._vit()
+        if not isinstance(vit, VisionTransformer):
+            return vit_blocks(vit)
+        return [_OpenClipBlock(block, vit.transformer.batch_first) for block in vit.transformer.resblocks]
 
     def vision_final_norm(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``ln_post`` on every token."""
+        """``ln_post`` (a timm trunk's ``norm``) on every token."""
         vit = self._vit()
+        if not isinstance(vit, VisionTransformer):
+            return vit.norm(tokens)
         if vit.attn_pool is not None:
             raise self._unsupported("vision_final_norm", "the tower normalises after its attentional pooling")
         return vit.ln_post(tokens)
 
     def pool_image_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The tower's own pooling (with ``ln_post``) and projection."""
+        """The tower's own pooling (with ``ln_post`` or timm's norms) and projection."""
         vit = self._vit()
+        if not isinstance(vit, VisionTransformer):
+            # What TimmModel.forward does after the trunk's blocks.
+            return self.model.visual.head(vit.forward_head(vit.norm(tokens)))
         pooled, _ = vit._pool(tokens)
         return pooled @ vit.proj if vit.proj is not None else pooled
 
-    def _vit(self) -> VisionTransformer:
+    def _vit(self) -> VisionTransformer | TimmVisionTransformer:
+        """open_clip's ViT tower, or the trunk of a timm tower that is a timm ``VisionTransformer``."""
         visual = self.model.visual
-        if not isinstance(visual, VisionTransformer):
-            raise self._unsupported(
-                "image tokens, prompts and prefixes",
-                f"they need a ViT image tower; this model's is {type(visual).__name__}",
-            )
-        return visual
+        if isinstance(visual, VisionTransformer):
+            return visual
+        if isinstance(visual, TimmModel) and isinstance(visual.trunk, TimmVisionTransformer):
+            return visual.trunk
+        kind = type(getattr(visual, "trunk", visual)).__name__
+        raise self._unsupported(
+            "image tokens, prompts and prefixes",
+            f"they need a ViT image tower (open_clip's or a timm VisionTransformer); this model's is {kind}",
+        )
 
     def _probe_embed_dim(self) -> int:
         with torch.no_grad():

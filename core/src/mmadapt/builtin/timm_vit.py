@@ -132,14 +132,11 @@ class TimmBackbone(Backbone):
 
     def image_token_embeddings(self, pixels: torch.Tensor, preprocess: bool = False) -> torch.Tensor:
         """Patch embedding, prefix tokens, positional embedding, patch dropout (off in eval), ``norm_pre``."""
-        model = self.model
-        x = model.patch_embed(self.prepare_pixels(pixels) if preprocess else pixels)
-        # _pos_embed is how timm's own forward_features adds prefix tokens and positions.
-        return model.norm_pre(model.patch_drop(model._pos_embed(x)))
+        return vit_token_embeddings(self.model, self.prepare_pixels(pixels) if preprocess else pixels)
 
     def vision_blocks(self) -> list[VisionBlock]:
         """The transformer blocks."""
-        return [_TimmBlock(block) for block in self.model.blocks]
+        return vit_blocks(self.model)
 
     def vision_final_norm(self, tokens: torch.Tensor) -> torch.Tensor:
         """timm's ``norm`` (an identity for models that normalise after pooling, with ``fc_norm``)."""
@@ -148,6 +145,18 @@ class TimmBackbone(Backbone):
     def pool_image_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Final norm, then timm's own pooling head up to the pre-logits."""
         return self.model.forward_head(self.model.norm(tokens), pre_logits=True)
+
+
+def vit_token_embeddings(model: VisionTransformer, pixels: torch.Tensor) -> torch.Tensor:
+    """The tokens a timm ``VisionTransformer`` feeds its first block, as its ``forward_features`` makes them."""
+    x = model.patch_embed(pixels)
+    # _pos_embed is how timm's own forward_features adds prefix tokens and positions.
+    return model.norm_pre(model.patch_drop(model._pos_embed(x)))
+
+
+def vit_blocks(model: VisionTransformer) -> list[VisionBlock]:
+    """The blocks of a timm ``VisionTransformer`` behind the ``VisionBlock`` interface."""
+    return [_TimmBlock(block) for block in model.blocks]
 
 
 class _TimmBlock(VisionBlock):
