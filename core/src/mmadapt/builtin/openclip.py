@@ -39,7 +39,8 @@ class OpenClipBackbone(Backbone):
 
     ``encode_text``, ``encode_image`` and ``image_intermediates`` work for every tower. Prompt learning
     on the text side needs open_clip's own text transformer pooled at the end token; the image-token
-    operations (tokens, prompts, prefixes, patch offsets) need open_clip's ViT tower.
+    operations (tokens, prompts, prefixes, patch offsets) need open_clip's ViT tower or a timm
+    ``VisionTransformer`` trunk.
     """
 
     has_text = True
