@@ -24,3 +24,15 @@ def unreachable_hub(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr("mmadapt.builtin.hub._probes", {})  # no answer remembered from before
     return huggingface_hub.constants
+
+
+@pytest.fixture
+def env_dir(tmp_path):
+    """A folder for a subprocess's PYTHONPATH with the tiny components and the runtime test plugin installed."""
+    from plugin_dists import make_entry_point_dist
+
+    plugins = tmp_path / "site"
+    plugins.mkdir()
+    make_entry_point_dist(plugins, "mmadapt-testing-tiny", "tiny", "mmadapt.testing:tiny_components")
+    make_entry_point_dist(plugins, "mmadapt-testing-runtime", "runtime", "runtime_plugin")
+    return plugins

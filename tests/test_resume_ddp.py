@@ -11,20 +11,10 @@ import pytest
 import torch
 from mmadapt.testing import tiny_recipe
 from omegaconf import OmegaConf
-from plugin_dists import make_entry_point_dist, run_adapt
+from plugin_dists import run_adapt
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def env_dir(tmp_path):
-    """A folder on PYTHONPATH with the tiny components and the runtime test plugin installed."""
-    plugins = tmp_path / "site"
-    plugins.mkdir()
-    make_entry_point_dist(plugins, "mmadapt-testing-tiny", "tiny", "mmadapt.testing:tiny_components")
-    make_entry_point_dist(plugins, "mmadapt-testing-runtime", "runtime", "runtime_plugin")
-    return plugins
 
 
 def write_recipe(path, adapter=None, **train):

@@ -11,7 +11,7 @@ import torch
 from mmadapt import UserError
 from mmadapt.testing import run_recipe, tiny_recipe
 from omegaconf import OmegaConf
-from plugin_dists import make_entry_point_dist, run_adapt
+from plugin_dists import run_adapt
 from safetensors.torch import load_file
 
 
@@ -71,16 +71,6 @@ def test_fit_rejects_bad_stage_names_and_lengths(runtime, tmp_path, monkeypatch)
     assert "epochs must be a positive integer" in calls[3]
     assert "not both" in calls[4]
     assert "iterations must be a positive integer" in calls[5]
-
-
-@pytest.fixture
-def env_dir(tmp_path):
-    """A folder on PYTHONPATH with the tiny components and the runtime test plugin installed."""
-    plugins = tmp_path / "site"
-    plugins.mkdir()
-    make_entry_point_dist(plugins, "mmadapt-testing-tiny", "tiny", "mmadapt.testing:tiny_components")
-    make_entry_point_dist(plugins, "mmadapt-testing-runtime", "runtime", "runtime_plugin")
-    return plugins
 
 
 @pytest.mark.slow
