@@ -92,15 +92,18 @@ class Accuracy(Metric):
     """Top-1 accuracy: ``{"accuracy": percent}``."""
 
     def reset(self) -> None:
+        """Forget every sample seen so far."""
         self.correct = 0
         self.total = 0
 
     def update(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
+        """Add a batch's logits and labels."""
         predicted, labels = _single_label("accuracy", outputs, batch)
         self.correct += int((predicted == labels).sum())
         self.total += labels.numel()
 
     def compute(self) -> dict[str, float]:
+        """The metric over every sample seen since the last reset."""
         return {"accuracy": 100.0 * self.correct / self.total if self.total else math.nan}
 
 
@@ -115,16 +118,19 @@ class PerClassAccuracy(Metric):
         super().__init__()
 
     def reset(self) -> None:
+        """Forget every sample seen so far."""
         self.correct = torch.zeros(0, dtype=torch.long)
         self.count = torch.zeros(0, dtype=torch.long)
 
     def update(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
+        """Add a batch's logits and labels."""
         predicted, labels = _single_label("per-class-accuracy", outputs, batch)
         n = max(outputs["logits"].shape[1], self.count.numel())
         self.count = _pad(self.count, n) + torch.bincount(labels, minlength=n)
         self.correct = _pad(self.correct, n) + torch.bincount(labels[predicted == labels], minlength=n)
 
     def compute(self) -> dict[str, float]:
+        """The metric over every sample seen since the last reset."""
         present = torch.nonzero(self.count > 0).squeeze(1).tolist()
         accuracies = {k: 100.0 * int(self.correct[k]) / int(self.count[k]) for k in present}
         values = {"mean_per_class_accuracy": sum(accuracies.values()) / len(accuracies) if accuracies else math.nan}
@@ -150,15 +156,18 @@ class MeanAveragePrecision(Metric):
         super().__init__()
 
     def reset(self) -> None:
+        """Forget every sample seen so far."""
         self.scores: list[torch.Tensor] = []
         self.targets: list[torch.Tensor] = []
 
     def update(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
+        """Add a batch's logits and labels."""
         scores, targets = _multi_label(outputs, batch)
         self.scores.append(scores)
         self.targets.append(targets)
 
     def compute(self) -> dict[str, float]:
+        """The metric over every sample seen since the last reset."""
         if not self.scores:
             return {"map": math.nan}
         scores, targets = torch.cat(self.scores), torch.cat(self.targets)
@@ -182,9 +191,11 @@ class F1(Metric):
         super().__init__()
 
     def reset(self) -> None:
+        """Forget every sample seen so far."""
         self.tp = self.fp = self.fn = torch.zeros(0, dtype=torch.long)
 
     def update(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
+        """Add a batch's logits and labels."""
         scores, targets = _multi_label(outputs, batch)
         predicted, positive = scores >= self.threshold, targets > 0
         n = max(scores.shape[1], self.tp.numel())
@@ -193,6 +204,7 @@ class F1(Metric):
         self.fn = _pad(self.fn, n) + (~predicted & positive).sum(0)
 
     def compute(self) -> dict[str, float]:
+        """The metric over every sample seen since the last reset."""
         columns = list(range(self.tp.numel())) if self.classes is None else self.classes
         if not columns or self.tp.numel() == 0:
             return {key: math.nan for key in ("cp", "cr", "cf1", "op", "or", "of1")}
@@ -238,10 +250,12 @@ class _ImageMetric(Metric):
     key = ""
 
     def reset(self) -> None:
+        """Forget every sample seen so far."""
         self.total = 0.0
         self.count = 0
 
     def update(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
+        """Score each output image of a batch against its target."""
         predictions, targets = outputs["images"], batch["target"]
         if len(predictions) != len(targets):
             raise ValueError(f"metric {self.key!r}: {len(predictions)} output images for {len(targets)} targets")
@@ -260,6 +274,7 @@ class _ImageMetric(Metric):
         raise NotImplementedError
 
     def compute(self) -> dict[str, float]:
+        """The metric over every sample seen since the last reset."""
         return {self.key: self.total / self.count if self.count else math.nan}
 
 
@@ -278,6 +293,7 @@ class PeakSignalNoiseRatio(_ImageMetric):
         super().__init__()
 
     def score(self, prediction: torch.Tensor, target: torch.Tensor) -> float:
+        """PSNR of one image (of its luma with ``channel="y"``), capped at :data:`PSNR_CAP_DB`."""
         from torchmetrics.functional.image import peak_signal_noise_ratio
 
         if self.channel == "y":
@@ -300,6 +316,7 @@ class StructuralSimilarity(_ImageMetric):
     key = "ssim"
 
     def score(self, prediction: torch.Tensor, target: torch.Tensor) -> float:
+        """SSIM of one image, the mean over its channels."""
         from torchmetrics.functional.image import structural_similarity_index_measure
 
         if min(prediction.shape[-2:]) < SSIM_MIN_SIDE:

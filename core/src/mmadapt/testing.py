@@ -138,10 +138,12 @@ class TinyComponents:
 
     @hookimpl
     def register_backbones(self, register: Callable[..., None]) -> None:
+        """Register ``tiny-clip``."""
         register("tiny-clip", _build_tiny_clip, TinyClipConfig, "tiny random-weight open_clip CLIP for tests")
 
     @hookimpl
     def register_datasets(self, register: Callable[..., None]) -> None:
+        """Register ``tiny-colours``."""
         register("tiny-colours", _build_tiny_colours, TinyColoursConfig, "generated colour images for tests")
 
 

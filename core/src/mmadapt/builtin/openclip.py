@@ -187,6 +187,7 @@ class OpenClipBackbone(Backbone):
         return F.normalize(x, dim=-1) if normalize else x
 
     def towers(self) -> dict[str, nn.Module]:
+        """The frozen towers: ``vision`` and ``text`` (the text transformer, or the Hugging Face text model)."""
         text = getattr(self.model, "text", None)
         return {"vision": self.model.visual, "text": text if text is not None else self.model.transformer}
 

@@ -15,10 +15,11 @@ def initial_metrics(protocol: Protocol, run: Run) -> dict[str, float]:
     return {f"initial/{key}": value for key, value in protocol.evaluate(run).items()}
 
 
-class ZeroShotProtocol(Protocol):
+class EvalOnlyProtocol(Protocol):
     """Evaluate the adapter as built, without training."""
 
     def evaluate(self, run: Run) -> dict[str, float]:
+        """The configured split with the recipe's metrics."""
         return run.evaluate(self.config.split)
 
 
@@ -26,11 +27,13 @@ class StandardProtocol(Protocol):
     """Train on one split, then evaluate on another."""
 
     def run(self, run: Run) -> dict[str, float]:
+        """Train on the train split (after the initial evaluation, when asked), then evaluate."""
         initial = initial_metrics(self, run)
         run.fit(self.config.train_split)
         return {**initial, **self.evaluate(run)}
 
     def evaluate(self, run: Run) -> dict[str, float]:
+        """The test split with the recipe's metrics."""
         return run.evaluate(self.config.test_split)
 
 
@@ -42,10 +45,12 @@ class Base2NovelProtocol(Protocol):
     """
 
     def prepare(self, bundle: DataBundle) -> DataBundle:
+        """Keep the base classes for the adapter; the new ones wait for evaluation."""
         self.base, self.new = base_new_bundles(bundle)
         return self.base
 
     def run(self, run: Run) -> dict[str, float]:
+        """Train on the base classes (adapters without trainable parameters are not trained), then evaluate."""
         initial = initial_metrics(self, run)
         if run.adapter.parameter_counts()["trainable"]:  # zero-shot baselines are evaluated as they are
             run.fit("train")

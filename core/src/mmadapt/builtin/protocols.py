@@ -1,4 +1,4 @@
-"""Builtin protocols: zero-shot evaluation, train-then-evaluate, and base-to-novel generalisation."""
+"""Builtin protocols: evaluation only, train-then-evaluate, and base-to-novel generalisation."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from mmadapt.hookspecs import hookimpl
 
 
 @dataclass
-class ZeroShotProtocolConfig:
+class EvalOnlyConfig:
+    """``protocol: eval-only``: the split to evaluate."""
+
     split: str = "test"
 
 
 @dataclass
 class StandardConfig:
+    """``protocol: standard``: the split to train on and the one to evaluate."""
+
     train_split: str = "train"
     test_split: str = "test"
     #: Also evaluate before training (``initial/<split>/<metric>``): the zero-shot starting point of
@@ -23,22 +27,27 @@ class StandardConfig:
 
 @dataclass
 class Base2NovelConfig:
+    """``protocol: base2novel``."""
+
     evaluate_initial: bool = False
 
 
-def build_zeroshot(config):
-    from .protocol_impl import ZeroShotProtocol
+def build_eval_only(config):
+    """The ``eval-only`` protocol."""
+    from .protocol_impl import EvalOnlyProtocol
 
-    return ZeroShotProtocol(config)
+    return EvalOnlyProtocol(config)
 
 
 def build_standard(config):
+    """The ``standard`` protocol."""
     from .protocol_impl import StandardProtocol
 
     return StandardProtocol(config)
 
 
 def build_base2novel(config):
+    """The ``base2novel`` protocol."""
     from .protocol_impl import Base2NovelProtocol
 
     return Base2NovelProtocol(config)
@@ -46,7 +55,8 @@ def build_base2novel(config):
 
 @hookimpl
 def register_protocols(register):
-    register("eval-only", build_zeroshot, ZeroShotProtocolConfig, "evaluate only, no training")
+    """Register ``eval-only``, ``standard`` and ``base2novel``."""
+    register("eval-only", build_eval_only, EvalOnlyConfig, "evaluate only, no training")
     register("standard", build_standard, StandardConfig, "train on the train split, evaluate on the test split")
     register("base2novel", build_base2novel, Base2NovelConfig,
              "train on the first half of the classes, evaluate base and new classes, report the harmonic mean")

@@ -92,6 +92,7 @@ class TimmBackbone(Backbone):
 
     # -- image tower ----------------------------------------------------------------------------
     def towers(self) -> dict[str, nn.Module]:
+        """The one frozen tower: the whole timm model as ``vision``."""
         return {"vision": self.model}
 
     def encode_image(self, pixels: torch.Tensor, normalize: bool = False, preprocess: bool = False) -> torch.Tensor:

@@ -43,6 +43,7 @@ class Cocoop(PromptAdapter):
         return {"prompt": [self.prompt.ctx], "meta_net": list(self.meta_net.parameters())}
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Logits of each image against prompts shifted by the image's meta-net bias."""
         image = self.image_features(batch)
         bias = self.meta_net(image.to(self.prompt.ctx.dtype))
         text = self.encode_prompts(self.prompt(bias))  # (B, n_classes, embed_dim)

@@ -27,6 +27,7 @@ class Coop(PromptAdapter):
         return self.encode_prompts(self.prompt())
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Logits of the batch's images against the learned prompts' text features (cached in eval)."""
         image = self.image_features(batch)
         text = self.cached_in_eval("text_features", self.text_features)
         logits = self.backbone.logit_scale * image @ text.to(image.dtype).t()

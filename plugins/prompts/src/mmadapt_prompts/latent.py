@@ -59,6 +59,7 @@ class LatentPrompt(Adapter):
         return F.normalize(vectors, dim=-1)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Logits of the batch's images against the learned (or zero-shot) class vectors."""
         image = self.image_features(batch)
         classes = self.class_features()
         logits = self.backbone.logit_scale * image @ classes.to(image.dtype).t()
