@@ -21,7 +21,7 @@ from typing import Any
 
 import mmadapt
 from mmadapt import hookspecs
-from mmadapt.plugins import PluginInfo, _stage, _stage_command
+from mmadapt.plugins import PluginInfo, _stage, _stage_benchmark, _stage_command
 from mmadapt.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +48,7 @@ def public_api() -> dict[str, Any]:
         "register": {
             "component": str(inspect.signature(partial(_stage, "adapter", Registry(), _INFO))),
             "command": str(inspect.signature(partial(_stage_command, Registry(), _INFO))),
+            "benchmark": str(inspect.signature(partial(_stage_benchmark, Registry(), _INFO))),
         },
     }
 
