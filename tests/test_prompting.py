@@ -37,12 +37,7 @@ ATOL = 1e-5
 PROMPTING_DOC = Path(__file__).resolve().parents[1] / "docs" / "prompting.md"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,18 @@ def plugin_manager() -> Iterator[PluginManager]:
 
 
 @pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run the test on one intra-op torch thread: tiny models gain nothing from more, and on a shared
+    machine a second thread waiting for a busy core makes every small op take a scheduler slice."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def register_plugin(plugin_manager: PluginManager) -> Callable[[Any, str], Any]:
     """``register_plugin(obj, name)`` adds a plugin object (module or instance) for this test only."""
 

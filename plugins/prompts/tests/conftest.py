@@ -13,15 +13,8 @@ CLASSNAMES = ["dog", "golden retriever", "sweet_pepper", "jack-o'-lantern", "aqu
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run each test on one intra-op thread: the tiny models gain nothing from more, and on a shared
-    machine a second thread waiting for a busy core makes every small op take a scheduler slice."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every test of the plugin runs on one intra-op thread (mmadapt.testing's fixture)."""
 
 
 @pytest.fixture(scope="session")
