@@ -416,6 +416,42 @@ def assert_adapter_contract(adapter: Adapter, batch: dict[str, Any], loss_fn: Lo
 HEAVY_MODULES = ("torch", "torchvision", "open_clip", "timm", "transformers", "diffusers")
 
 
+def assert_kg_regularizer_contract(adapter: Adapter, batch: dict[str, Any], weight: float = 8.0) -> None:
+    """What the builtin ``kg-regularizer`` objective needs from a text-prompt adapter, checked on ``batch``.
+
+    The adapter must start from its hand-written prompts (e.g. a context initialised from "a photo
+    of a" with the template "a photo of a {}."), report ``handwritten_text_features`` only once the
+    objective asks for them, and pass gradients from the pull to its trainable parameters: at the
+    start the loss is the cross-entropy; after the trainable parameters move it is cross-entropy +
+    ``weight`` x (1 - mean cosine to the hand-written features).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    adapter.train()
+    assert "handwritten_text_features" not in adapter(batch), "hand-written features computed unasked"
+    component = get_plugin_manager().registry.get("objective", "kg-regularizer")
+    objective = component.build(component.config(weight=weight), adapter)
+    loss, terms = objective(adapter(batch), batch)
+    assert terms["kg_distance"].item() == pytest.approx(0.0, abs=1e-6), "prompts do not start hand-written"
+    torch.testing.assert_close(loss, terms["cross_entropy"], atol=1e-5, rtol=0)
+
+    trainable = [p for p in adapter.parameters() if p.requires_grad]
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in trainable:
+            p.add_(torch.randn(p.shape, generator=generator).to(p))
+    outputs = adapter(batch)
+    loss, terms = objective(outputs, batch)
+    cosine = F.cosine_similarity(outputs["text_features"].float(), outputs["handwritten_text_features"].float(), dim=-1)
+    assert terms["kg_distance"].item() == pytest.approx(1 - cosine.mean().item(), abs=1e-6)
+    assert terms["kg_distance"].item() > 1e-3
+    assert loss.item() == pytest.approx(terms["cross_entropy"].item() + weight * terms["kg_distance"].item(), abs=1e-5)
+    adapter.zero_grad(set_to_none=True)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable), "no gradient reached the prompts"
+
+
 def assert_import_is_cheap(module: str, heavy: tuple[str, ...] = HEAVY_MODULES) -> None:
     """Import ``module`` in a fresh interpreter and assert it loads none of the ``heavy`` modules."""
     code = (
