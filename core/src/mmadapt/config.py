@@ -26,6 +26,9 @@ class DataConfig:
     #: Training augmentation: ``none`` (test transform) or ``crop-flip`` (random resized crop + flip;
     #: image-to-image tasks: one random crop + flip shared by ``image`` and ``target``, see ``split_transforms``).
     augment: str = "none"
+    #: YAML or JSON file of class descriptions (and optional keywords) overriding the dataset's own,
+    #: class by class; every class needs one (``mmadapt.apply_knowledge``).
+    knowledge_file: str | None = None
 
     def __post_init__(self) -> None:
         check_choice("data", "on_bad_image", self.on_bad_image, ("error", "skip"))

@@ -79,6 +79,8 @@ class Task:
     #: Optional description text per class name (knowledge-aware prompting).
     knowledge: dict[str, str] | None = None
     name: str = ""
+    #: Optional keywords per described class, best first (``mmadapt.apply_knowledge`` ranks them).
+    keywords: dict[str, list[str]] | None = None
 
     def __post_init__(self) -> None:
         check_choice("task", "kind", self.kind, TASK_KINDS)
@@ -638,8 +640,11 @@ def select_classes(bundle: DataBundle, class_ids: Sequence[int]) -> DataBundle:
     knowledge = None
     if task.knowledge is not None:
         knowledge = {name: task.knowledge[name] for name in classnames if name in task.knowledge}
+    keywords = None
+    if task.keywords is not None:
+        keywords = {name: task.keywords[name] for name in classnames if name in task.keywords}
     return DataBundle(
-        task=replace(task, classnames=classnames, knowledge=knowledge),
+        task=replace(task, classnames=classnames, knowledge=knowledge, keywords=keywords),
         splits={name: split.select_classes(class_ids) for name, split in bundle.splits.items()},
     )
 

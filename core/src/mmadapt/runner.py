@@ -98,6 +98,7 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
     from accelerate import Accelerator
 
     from .data import apply_few_shot, split_transforms
+    from .knowledge import apply_knowledge
 
     mixed_precision = _mixed_precision(recipe.train.precision)
     try:
@@ -114,7 +115,8 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
         accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu_only())
     seed_everything(recipe.seed, "setup")
     backbone = recipe.backbone.build()
-    bundle = recipe.data.build()
+    # Knowledge of every class, before few-shot sampling and class splits, so novel classes keep theirs.
+    bundle = apply_knowledge(recipe.data.build(), recipe.data.config.knowledge_file)
     shots = recipe.data.config.shots
     if shots:
         bundle, selection = apply_few_shot(bundle, shots, recipe.seed)
