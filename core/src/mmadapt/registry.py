@@ -21,6 +21,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
         "benchmark": ("prompts",),
     },
     "mmadapt-shapes": {"backbone": ("shapes-clip",), "dataset": ("shapes",)},
+    "mmadapt-kapt": {"adapter": ("kapt",)},
 }
 
 #: Components renamed after 0.1.0 (each old name was also an adapter's), so a recipe with the old
