@@ -22,6 +22,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "mmadapt-shapes": {"backbone": ("shapes-clip",), "dataset": ("shapes",)},
     "mmadapt-kapt": {"adapter": ("kapt",)},
+    "mmadapt-ept": {"adapter": ("ept", "ept-visual")},
 }
 
 #: Components renamed after 0.1.0 (each old name was also an adapter's), so a recipe with the old
