@@ -19,15 +19,16 @@ def discrete_prompts(
 ) -> list[str]:
     """Every class's prompt with its first ``k`` keywords, dropping keywords from the end until it fits.
 
-    A prompt fits when its tokens, with start and end tokens, fit the backbone's context; the class
-    name itself is never dropped.
+    A prompt fits when its tokens with start and end tokens leave the backbone's last text position
+    free: the tokenizer cuts longer texts to the context, and a cut text fills it exactly, so a text
+    that fills it is taken as cut. The class name itself is never dropped.
     """
     prompts = []
     for name in classnames:
         words = list(keywords.get(name, []))[:k]
         while True:
             text = render(template, without_keywords, name, words)
-            if not words or int(token_counts(backbone, [text])[0]) + 2 <= backbone.context_length:
+            if not words or int(token_counts(backbone, [text])[0]) + 2 < backbone.context_length:
                 break
             words.pop()
         prompts.append(text)
