@@ -1,0 +1,47 @@
+"""The shipped recipes validate; a kapt recipe runs base-to-novel with a knowledge file; the plugin imports cheaply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mmadapt.testing import adapt_command, assert_import_is_cheap, run_recipe, tiny_recipe_from
+
+REPO = Path(__file__).resolve().parents[3]
+RECIPES = sorted((REPO / "recipes").glob("kapt-shapes*.yaml"))
+
+
+def test_the_plugin_module_does_not_import_torch():
+    assert_import_is_cheap("mmadapt_kapt.plugin")
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_recipe_validates(path, plugin_manager, capsys):
+    if plugin_manager.registry.find("dataset", "shapes") is None:
+        pytest.skip("mmadapt-shapes is not installed")
+    assert adapt_command(["validate", str(path)]) == 0
+    assert capsys.readouterr().out.strip().endswith("/ kapt / base2novel)")
+
+
+def test_a_base_to_novel_run_uses_the_knowledge_file_for_novel_classes(tmp_path, tiny_plugin):
+    knowledge = tmp_path / "colours.json"
+    knowledge.write_text(json.dumps({"Red": "fire and blood", "green": "grass and leaves", "blue": "sky and sea",
+                                     "YELLOW": "lemons and bananas"}))
+    recipe = tiny_recipe_from(REPO / "recipes" / "kapt-shapes.yaml", data={"knowledge_file": str(knowledge)},
+                              train={"epochs": 1, "batch_size": 8})
+    metrics = run_recipe(recipe, tmp_path / "out")["metrics"]
+    # The new classes are evaluated: their prompts came from the file's descriptions, seen in no training step.
+    assert all(0.0 <= metrics[f"{split}/accuracy"] <= 1.0 for split in ("base", "new", "hm"))
+
+
+def test_a_run_without_an_entry_for_a_novel_class_exits_2(tmp_path, tiny_plugin, capsys):
+    knowledge = tmp_path / "colours.yaml"
+    knowledge.write_text("red: fire\ngreen: grass\n")
+    recipe = tiny_recipe_from(REPO / "recipes" / "kapt-shapes.yaml", data={"knowledge_file": str(knowledge)},
+                              train={"epochs": 1})
+    path = tmp_path / "recipe.yaml"
+    path.write_text(json.dumps(recipe))
+    assert adapt_command(["run", str(path), "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(knowledge) in err and "blue, yellow" in err and "add an entry" in err
