@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from ept_testing import CLASSNAMES
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-#: Class names that exercise the prompt layout: multi-token names, "_" for spaces, punctuation.
-CLASSNAMES = ["dog", "golden retriever", "sweet_pepper", "jack-o'-lantern", "aquarium_fish"]
 
 
 @pytest.fixture(autouse=True)
@@ -50,14 +48,3 @@ def make_adapter():
         return factory(config_cls(**options), backbone, task)
 
     return make
-
-
-def randomise(adapter, seed: int = 0) -> None:
-    """Give B, V and the gate non-zero values, so that the offset, fusion and projection all act."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in adapter.named_parameters():
-            if param.requires_grad and name.split(".")[-1] in ("B", "V", "weight", "bias") and "head" not in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.05)

@@ -8,7 +8,7 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import CLASSNAMES, randomise
+from ept_testing import CLASSNAMES, randomise
 from mmadapt import PromptLearner, Task, UserError, prompt_name
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import randomise
+from ept_testing import randomise
 from mmadapt import Task, UserError
 
 
