@@ -155,3 +155,21 @@ def test_a_task_without_descriptions_is_refused(make_kapt, tiny_task):
 
     with pytest.raises(UserError, match="red, green, blue, yellow.*data.knowledge_file"):
         make_kapt(task=tiny_task)
+
+
+@pytest.mark.parametrize("kg_target", ["templates", "discrete"])
+def test_the_regulariser_is_zero_on_its_targets_and_two_lambda_on_opposite_ones(
+        make_kapt, tiny_batch, plugin_manager, kg_target):
+    adapter = make_kapt(kg_target=kg_target).train()
+    objective = plugin_manager.registry.get("objective", "kg-regularizer")
+    loss_fn = objective.build(objective.config(weight=8.0), adapter)
+    outputs = adapter(tiny_batch)
+    targets = outputs["handwritten_text_features"]
+    zero_shot = _encode(adapter.backbone, [f"a photo of a {c}." for c in adapter.task.classnames])
+    torch.testing.assert_close(targets, adapter.discrete_features if kg_target == "discrete" else zero_shot,
+                               atol=1e-5, rtol=0)
+    cross_entropy = F.cross_entropy(outputs["logits"], tiny_batch["label"])
+    for text, distance in ((targets, 0.0), (-targets, 2.0)):
+        loss, terms = loss_fn(dict(outputs, text_features=text), tiny_batch)
+        assert terms["kg_distance"].item() == pytest.approx(distance, abs=1e-5)
+        assert loss.item() == pytest.approx(cross_entropy.item() + 8.0 * distance, rel=1e-5)
