@@ -22,7 +22,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "mmadapt-shapes": {"backbone": ("shapes-clip",), "dataset": ("shapes",)},
     "mmadapt-kapt": {"adapter": ("kapt",)},
-    "mmadapt-ept": {"adapter": ("ept", "ept-visual")},
+    "mmadapt-ept": {"adapter": ("ept", "ept-visual"), "benchmark": ("ept",)},
 }
 
 #: Components renamed after 0.1.0 (each old name was also an adapter's), so a recipe with the old
