@@ -45,3 +45,23 @@ def test_a_run_without_an_entry_for_a_novel_class_exits_2(tmp_path, tiny_plugin,
     assert adapt_command(["run", str(path), "--output-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert str(knowledge) in err and "blue, yellow" in err and "add an entry" in err
+
+
+REAL = sorted((REPO / "recipes" / "kapt").glob("*.yaml"))
+
+
+def test_real_data_recipes_cover_the_eleven_coop_datasets_with_a_knowledge_file_each():
+    from omegaconf import OmegaConf
+
+    coop = sorted(p.name for p in (REPO / "recipes" / "coop" / "base2novel").glob("*.yaml"))
+    assert [p.name for p in REAL] == coop and len(REAL) == 11
+    for path in REAL:
+        recipe = OmegaConf.to_container(OmegaConf.load(path))
+        assert recipe["data"]["knowledge_file"] == f"knowledge/{path.stem}.yaml"
+        assert recipe["adapter"] == {"name": "kapt"} and recipe["protocol"] == {"name": "base2novel"}
+        assert recipe["train"]["epochs"] == 10 and recipe["data"]["shots"] == 16
+
+
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
+def test_real_data_recipe_validates(path, plugin_manager):
+    assert adapt_command(["validate", str(path)]) == 0
