@@ -131,8 +131,24 @@ def test_truncation_with_fusion_fixes_s_and_a_mismatch_is_refused(backbone, make
     full = make_adapter("ept", backbone)
     with pytest.raises(UserError, match=rf"s={longest} .*adapter.truncate"):
         full.load_trainable_state_dict(cut.trainable_state_dict())
-    with pytest.raises(UserError, match="need .* text positions"):
-        cut.set_task(Task(["a class name long enough to need more text positions than the training classes"]))
+
+
+def test_longer_novel_prompts_get_no_offset_after_s(backbone, make_adapter):
+    """Truncated with fusion on, s stays as trained: a longer class prompt gets Δ on its first s positions
+    and no offset after them (written out here at full length with a zero-padded Δ)."""
+    cut = make_adapter("ept", backbone, truncate=True).eval()
+    randomise(cut)
+    s = cut.parts.offset.length
+    novel = ["a class name long enough to need more text positions", "cat"]
+    cut.set_task(Task(novel))
+    assert cut.positions > s
+    full_length = PromptLearner(backbone, novel, cut.prompt.ctx.detach(), truncate=False)
+    with torch.no_grad():
+        offset = cut.parts.offset()
+        prompt = cut.parts.prompt(cut.prompt.ctx, offset)  # fusion over the trained s rows only
+        padded = F.pad(offset, (0, 0, 0, backbone.context_length - s))
+        expected = full_length.encode(backbone, full_length.assemble(prompt) + padded)
+    torch.testing.assert_close(features(cut), expected, atol=1e-6, rtol=0)
 
 
 def test_class_switching_rebuilds_the_class_rows(backbone, make_adapter):

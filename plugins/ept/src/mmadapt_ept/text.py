@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from mmadapt import Adapter, Backbone, HandwrittenTextFeatures, PromptLearner, Task, UserError, new_context
 
 from .parts import EptParts
@@ -18,10 +19,11 @@ class Ept(Adapter):
     """Logits = logit_scale * cos(image feature, text feature of [SOS][P][class][.][EOT] + Δ).
 
     P is shared by all classes and independent of the image, so the parts run once per training step
-    and the text features once per evaluation. Δ has s rows: ``context_length``, or with
-    ``truncate`` and fusion on the training classes' longest prompt (s is then part of the model,
-    kept in the checkpoint as ``offset_length``). With fusion off and ``truncate``, only the rows up
-    to the longest end token are used, which is exact on a causal tower.
+    and the text features once per evaluation. Δ covers the first s positions: ``context_length``,
+    or with ``truncate`` and fusion on the training classes' longest prompt (every row of Δ feeds
+    the fused prompt, so s is part of the model, kept in the checkpoint as ``offset_length``;
+    longer prompts of other classes get no offset after s). With ``truncate`` on a causal tower the
+    sequence is cut after the current classes' longest end token; with fusion off that is exact.
     """
 
     frozen_image_features = True
@@ -50,10 +52,8 @@ class Ept(Adapter):
 
     @property
     def positions(self) -> int:
-        """Text positions encoded: s with fusion on, else up to the longest end token when cutting."""
-        if self.parts.fusion or not self.cut:
-            return self.parts.offset.length
-        return self._longest()
+        """Text positions encoded: up to the longest end token when cutting, else ``context_length``."""
+        return self._longest() if self.cut else self.backbone.context_length
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         """``prompt``: P_s, U, V, W_g, b_g; ``low_rank``: A, B (separate learning rates, as in DePT)."""
@@ -67,14 +67,8 @@ class Ept(Adapter):
         return {**super().parameter_counts(), **self.parts.counts(self.prompt.ctx.numel())}
 
     def set_task(self, task: Task) -> None:
-        """Rebuild the class rows for another class list (base-to-novel); they must fit in s with fusion on."""
+        """Rebuild the class rows for another class list (base-to-novel evaluation); s stays as trained."""
         self.prompt.set_classnames(self.backbone, task.classnames)
-        if self._longest() > self.parts.offset.length:
-            raise UserError(
-                f"the prompts of the new classes need {self._longest()} text positions but this model's offset "
-                f"covers s={self.parts.offset.length} (adapter.truncate=true with fusion on fixes s to the "
-                "training classes); train with adapter.truncate=false"
-            )
         self.task = task
         self.clear_eval_cache()
 
@@ -98,6 +92,8 @@ class Ept(Adapter):
         offset = self.parts.offset()
         prompt = self.parts.prompt(self.prompt.ctx, offset)
         n = self.positions
+        if n > offset.shape[0]:
+            offset = F.pad(offset, (0, 0, 0, n - offset.shape[0]))  # positions after s get no offset
         embeddings = self.prompt.assemble(prompt)[:, :n] + offset[:n].to(prompt.dtype)
         return self.prompt.encode(self.backbone, embeddings)
 
