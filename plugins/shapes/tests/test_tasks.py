@@ -113,3 +113,14 @@ def test_upside_down_style_turns_the_rendering_half_a_turn():
     assert not np.array_equal(item.image, plain)
     assert item.image.flags["C_CONTIGUOUS"]
     assert item.scene.shape == task.classnames[item.label]
+
+
+def test_shape_codenames_are_never_caption_words_and_their_descriptions_name_the_shape():
+    from mmadapt_shapes.captions import SHAPE_WORDS
+
+    task = get_task("shape-codenames")
+    caption_words = {w for words in SHAPE_WORDS.values() for phrase in words for w in phrase.split()}
+    assert not caption_words & set(task.classnames)
+    for name, shape in zip(task.classnames, SHAPES):
+        assert task.scene(0, classes=[task.classnames.index(name)])[0].shapes == (shape,)
+        assert all(word in task.knowledge[name] for word in SHAPE_WORDS[shape])

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .captions import SHAPE_WORDS
 from .world import COLOURS, SHAPES, Scene, item_rng, render, sample_scene, stylise
 
 SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
@@ -50,6 +51,12 @@ COLOUR_KNOWLEDGE: dict[str, str] = {
     "brown": "brown like chocolate",
     "white": "white like snow",
 }
+
+#: Class names of ``shape-codenames``, one per shape in the order of ``world.SHAPES``: made-up words
+#: that no pretraining caption uses, so the names carry nothing and the descriptions carry the class.
+SHAPE_CODENAMES: tuple[str, ...] = (
+    "dax", "blicket", "wug", "toma", "fep", "zorb", "gazzer", "lorp", "mib", "pimwit", "vonk", "tufa",
+)
 
 LIGHTING_KNOWLEDGE: dict[str, str] = {
     "well-lit": "a well-lit scene is lit evenly from the front, so colours are bright and clear",
@@ -183,6 +190,21 @@ def _shape_upside_down_task() -> Task:
     )
 
 
+def _shape_codenames_task() -> Task:
+    # Knowledge is what carries the classes, as for fine-grained datasets whose names mean little to
+    # CLIP: code names the captions never use, described in the caption words for their shape.
+    names = SHAPE_CODENAMES
+    knowledge = {}
+    for name, shape in zip(names, SHAPES):
+        canonical, *synonyms = SHAPE_WORDS[shape]
+        also = " or a ".join(synonyms)
+        knowledge[name] = f"a {name} is a {canonical}, also called a {also}; {SHAPE_KNOWLEDGE[shape]}"
+    return Task(
+        name="shape-codenames", classnames=names, templates=SHAPE_TEMPLATES, knowledge=knowledge,
+        make_scene=lambda rng, y: sample_scene(rng, shape=SHAPES[y], lighting="well-lit"),
+    )
+
+
 def _colour_shape_task() -> Task:
     base, novel = _colour_shape_classes()
     names = base + novel
@@ -229,6 +251,7 @@ _FACTORIES: dict[str, Callable[[], Task]] = {
     "shape-low-light": _shape_low_light_task,
     "shape-negative": _shape_negative_task,
     "shape-upside-down": _shape_upside_down_task,
+    "shape-codenames": _shape_codenames_task,
     "colour-shape": _colour_shape_task,
     "multilabel": _multilabel_task,
     "lighting": _lighting_task,
