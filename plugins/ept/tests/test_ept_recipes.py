@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,11 @@ from mmadapt.testing import adapt_command, run_recipe, tiny_recipe_from
 RECIPES = Path(__file__).resolve().parents[3] / "recipes"
 ALL = sorted([*RECIPES.glob("ept-shapes*.yaml"), *(RECIPES / "ept").glob("*.yaml")])
 SHAPES = sorted(RECIPES.glob("ept-shapes*.yaml"))
+DOCUMENTED = [RECIPES.parent / "docs" / "methods" / "ept.md", RECIPES.parent / "plugins" / "ept" / "README.md"]
+BLOCKS = [(f"{path.parent.name}/{path.name}#{index}", block)
+          for path in DOCUMENTED
+          for index, block in enumerate(re.findall(r"```yaml\n(.*?)```", path.read_text(), re.S))
+          if block.startswith("name:")]
 
 
 def test_the_recipe_set_is_complete():
@@ -33,3 +39,16 @@ def test_shapes_method_runs_on_the_tiny_components(path, plugin_manager, tiny_pl
     assert {"base/accuracy", "new/accuracy", "hm/accuracy"} <= set(summary["metrics"])
     params = summary["params"]
     assert params["trainable"] == params["decomposed_budget"] + params["ept_extras"] + params.get("head", 0)
+
+
+def test_the_docs_show_recipes():
+    assert BLOCKS
+
+
+@pytest.mark.parametrize(("where", "text"), BLOCKS, ids=[where for where, _ in BLOCKS])
+def test_documented_recipe_validates(where, text, tmp_path, plugin_manager, capsys):
+    if plugin_manager.registry.find("dataset", "shapes") is None:
+        pytest.skip("mmadapt-shapes is not installed")
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    assert adapt_command(["validate", str(path)]) == 0, where
