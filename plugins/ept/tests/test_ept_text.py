@@ -52,7 +52,7 @@ def test_word_prompt_at_init_is_the_handwritten_prompt(backbone, make_adapter):
         expected = backbone.encode_text(
             backbone.tokenize([f"a photo of a {prompt_name(c)}." for c in CLASSNAMES]), normalize=True
         )
-    torch.testing.assert_close(features(adapter), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(features(adapter), expected, atol=1e-6, rtol=0)
 
 
 def test_every_switch_setting_is_vanilla_prompt_tuning_at_init(backbone, make_adapter):
