@@ -35,7 +35,7 @@ def test_keywords_never_hold_stop_words_short_words_or_class_name_words():
 
 
 def test_keywords_are_the_same_under_other_hash_seeds():
-    code = ("import json; from mmadapt.knowledge import tfidf_keywords; "
+    code = ("import json; from mmadapt import tfidf_keywords; "
             f"print(json.dumps(tfidf_keywords({DESCRIPTIONS!r})))")
     outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                               env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout for seed in ("1", "2")}
