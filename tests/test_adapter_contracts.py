@@ -1,11 +1,15 @@
 """Every registered adapter (builtin and installed plugins) meets ``assert_adapter_contract`` on the
 tiny backbones: an open_clip CLIP with a ViT and with a ResNet image tower, and an image-only timm ViT.
 
-An adapter that classifies through the text tower cannot run on the image-only backbone: there it
-must stop with the clear error that says so, and the case is skipped with that message.
+An adapter that classifies through the text tower cannot run on the image-only backbone, and one
+that prompts a ViT image tower cannot run on the ResNet: there it must stop with the clear error that
+says so, and the case is skipped with that message. The tiny task describes its classes, for
+knowledge-aware adapters.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -20,6 +24,9 @@ BACKBONES = {
     "timm-vit": tiny_timm_backbone,
 }
 IMAGE_ONLY = {"timm-vit"}
+NOT_VIT = {"clip-resnet"}
+KNOWLEDGE = {"red": "the colour of fire and blood", "green": "the colour of grass and leaves",
+             "blue": "the colour of the sky and the sea", "yellow": "the colour of lemons and the sun"}
 
 #: Adapter keys that a backbone needs instead of the defaults. LoRA's default targets are the blocks
 #: of an open_clip ViT: on a ResNet image tower it adapts the text tower, on timm its ``attn.qkv``.
@@ -43,13 +50,16 @@ def test_adapter_contract(adapter_name, backbone_name, plugin_manager):
     component = plugin_manager.registry.get("adapter", adapter_name)
     backbone = BACKBONES[backbone_name]()
     bundle = tiny_bundle()
+    task = replace(bundle.task, knowledge=KNOWLEDGE)
     batch = make_batch(bundle.split("train"), backbone)
     torch.manual_seed(0)
     try:
         adapter = component.build(component.config(**CONFIG.get((adapter_name, backbone_name), {})), backbone,
-                                  bundle.task)
+                                  task)
         assert_adapter_contract(adapter, batch)
     except UserError as error:
         if backbone_name in IMAGE_ONLY and "no text tower" in str(error):
             pytest.skip(f"{adapter_name} needs a text tower, {backbone_name} has none: {error}")
+        if backbone_name in NOT_VIT and "ViT image tower" in str(error):
+            pytest.skip(f"{adapter_name} needs a ViT image tower, {backbone_name} has none: {error}")
         raise

@@ -50,6 +50,7 @@ class Kapt(Adapter):
 
     def __init__(self, config: KaptConfig, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
+        _check_towers(backbone, config)
         # Without the head the image side is CLIP's frozen feature, which the engine may cache.
         self.frozen_image_features = not config.head
         device = next(backbone.parameters()).device
@@ -146,3 +147,25 @@ class Kapt(Adapter):
         if self.config.kg_target == "discrete":
             return self.discrete_features
         return self.handwritten(self.backbone, self.task.classnames, self.task.templates)
+
+
+def _check_towers(backbone: Backbone, config: KaptConfig) -> None:
+    """A clear error when the backbone lacks the text tower, or the ViT image tower the head reads."""
+    if not backbone.has_text:
+        raise UserError(
+            f"adapter.name=kapt builds knowledge prompts for a text tower; backbone {backbone.name} has no text "
+            "tower; use a CLIP backbone (openclip, shapes-clip)"
+        )
+    if not config.head:
+        return
+    size = backbone.preprocessing.size
+    reference = next(backbone.parameters())
+    pixels = torch.zeros(1, 3, size, size, device=reference.device, dtype=reference.dtype)
+    try:
+        with torch.no_grad():
+            backbone.image_token_embeddings(pixels)
+    except NotImplementedError as exc:
+        raise UserError(
+            f"adapter.head=true pools the patch tokens of a ViT image tower; backbone {backbone.name} has none "
+            f"({exc}); set adapter.head=false or use a ViT backbone"
+        ) from None
