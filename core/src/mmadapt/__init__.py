@@ -17,7 +17,7 @@ from .plugins import get_plugin_manager
 __version__ = "0.1.0"
 
 #: Version of the hook and public-API contract; bumped whenever ``__all__`` or a hook changes.
-HOOK_API = 3
+HOOK_API = 4
 
 _LAZY = {
     "Adapter": "mmadapt.adapter",
@@ -26,6 +26,7 @@ _LAZY = {
     "VisionBlock": "mmadapt.backbone",
     "OpenClipBackbone": "mmadapt.builtin.openclip",
     "TimmBackbone": "mmadapt.builtin.timm_vit",
+    "random_openclip_backbone": "mmadapt.benchmarking",
     "zeroshot_classifier": "mmadapt.builtin.baselines",
     "BadImageError": "mmadapt.data",
     "DataBundle": "mmadapt.data",

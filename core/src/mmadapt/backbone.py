@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import UserError
+
 #: Key and value tokens ``(B or 1, P, width)`` appended to one attention layer's keys and values.
 Prefix = tuple[torch.Tensor, torch.Tensor]
 
@@ -132,6 +134,32 @@ class Backbone(nn.Module):
 
     def _unsupported(self, operation: str, reason: str) -> NotImplementedError:
         return NotImplementedError(f"{self.name}: {operation} is not supported: {reason}")
+
+    def require_text_tower(self, needed_by: str, fix: str) -> None:
+        """Raise a ``UserError`` "<needed_by>; backbone <name> has no text tower: <fix>" unless ``has_text``.
+
+        Adapters call it first in ``__init__``, so a recipe pairing a text method with an image-only
+        model fails with the recipe key to change rather than deep inside a text pass.
+        """
+        if not self.has_text:
+            raise UserError(f"{needed_by}; backbone {self.name} has no text tower: {fix}")
+
+    def patch_token_count(self, needed_by: str, fix: str) -> int:
+        """N, the patch tokens of the ViT image tower at its input size (prefix tokens not counted).
+
+        Raises a ``UserError`` "<needed_by>; backbone <name> has no ViT image tower (...): <fix>" when
+        the tower does not implement the transformer primitives (a ResNet, say).
+        """
+        size = self.preprocessing.size
+        height, width = (size, size) if isinstance(size, int) else size
+        reference = next(self.parameters())
+        pixels = torch.zeros(1, 3, height, width, device=reference.device, dtype=reference.dtype)
+        try:
+            with torch.no_grad():
+                tokens = self.image_token_embeddings(pixels)
+        except NotImplementedError as exc:
+            raise UserError(f"{needed_by}; backbone {self.name} has no ViT image tower ({exc}): {fix}") from None
+        return tokens.shape[1] - self.num_prefix_tokens
 
     # -- shared ---------------------------------------------------------------------------------
     @property

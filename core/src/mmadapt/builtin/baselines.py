@@ -21,8 +21,9 @@ def prompt_texts(classnames: list[str], templates: list[str]) -> list[str]:
 
 def zeroshot_classifier(backbone: Backbone, classnames: list[str], templates: list[str]) -> torch.Tensor:
     """Normalised class embeddings (n_classes, embed_dim): the mean of normalised template features."""
-    if not backbone.has_text:
-        raise UserError(f"backbone {type(backbone).__name__} has no text tower; zero-shot classes need one")
+    backbone.require_text_tower(
+        "zero-shot classes are text embeddings of the class names", "use a CLIP backbone or a linear head"
+    )
     device = next(backbone.parameters()).device
     tokens = backbone.tokenize(prompt_texts(classnames, templates)).to(device)
     features = backbone.encode_text(tokens, normalize=True).float()

@@ -65,9 +65,8 @@ def sgd_step(adapter, batch: dict, labels) -> Callable[[], None]:
 def main(args: argparse.Namespace) -> dict[str, float]:
     """Build the model and the three adapters, time ``args.repeats`` steps of each after a warm-up step,
     print the times and budgets and return the ratios (``adapt bench`` prints them)."""
-    import open_clip
     import torch
-    from mmadapt import OpenClipBackbone, Task, UserError
+    from mmadapt import Task, UserError, random_openclip_backbone
 
     from .plugin import EptConfig, EptVisualConfig, build_ept, build_ept_visual
 
@@ -77,12 +76,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     if min(args.classes, args.batch_size, args.repeats, length, short, args.threads or 1) < 1 or short >= length:
         raise UserError("--classes, --batch-size, --repeats, --length, --short and --threads must be at least 1, "
                         "and --short below --length")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    print(f"building {args.arch} with random weights ...", flush=True)
-    backbone = OpenClipBackbone(open_clip.create_model(args.arch, pretrained=None),
-                                name=f"openclip {args.arch} (random weights)")
+    backbone = random_openclip_backbone(args.arch, args.threads)
     names = [CLASSNAMES[i % len(CLASSNAMES)] + (f" {i}" if i >= len(CLASSNAMES) else "") for i in range(args.classes)]
     task = Task(names, templates=["a photo of a {}."])
     size = backbone.preprocessing.size

@@ -32,11 +32,9 @@ class Ept(Adapter):
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
-        if not backbone.has_text:
-            raise UserError(
-                f"adapter.name=ept learns text prompts; backbone {backbone.name} has no text tower "
-                "(use adapter.name=ept-visual for an image tower)"
-            )
+        backbone.require_text_tower(
+            "adapter.name=ept learns text prompts", "use adapter.name=ept-visual for an image tower"
+        )
         n_ctx = config.n_ctx if config.n_ctx is not None or config.init else DEFAULT_N_CTX
         context = new_context(backbone, n_ctx, config.init)
         # Full-length rows: the adapter itself decides how many positions it uses (see `positions`).

@@ -10,27 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from mmadapt import Adapter, Backbone, Task, UserError, zeroshot_classifier
+from mmadapt import Adapter, Backbone, Task, zeroshot_classifier
 from torch import nn
 
 from .parts import EptParts
-
-
-def patch_count(backbone: Backbone) -> int:
-    """N, the patch tokens of the tower at its input size; a clear error when the tower is not a ViT."""
-    size = backbone.preprocessing.size
-    height, width = (size, size) if isinstance(size, int) else size
-    reference = next(backbone.parameters())
-    pixels = torch.zeros(1, 3, height, width, device=reference.device, dtype=reference.dtype)
-    try:
-        with torch.no_grad():
-            tokens = backbone.image_token_embeddings(pixels)
-        return tokens.shape[1] - backbone.num_prefix_tokens
-    except NotImplementedError as exc:
-        raise UserError(
-            f"adapter.name=ept-visual prompts a ViT image tower; backbone {backbone.name} has none ({exc}); "
-            "use adapter.name=ept on the text tower or a ViT backbone"
-        ) from None
 
 
 class EptVisual(Adapter):
@@ -38,17 +21,16 @@ class EptVisual(Adapter):
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
-        self.n_patches = patch_count(backbone)
+        self.n_patches = backbone.patch_token_count(
+            "adapter.name=ept-visual prompts a ViT image tower",
+            "use adapter.name=ept on the text tower or a ViT backbone",
+        )
         width = backbone.vision_width
         self.ctx = nn.Parameter(torch.empty(config.n_ctx, width).normal_(std=0.02))
         self.parts = EptParts(config, self.n_patches, width)
         self.head_kind = config.head or ("zeroshot" if backbone.has_text else "linear")
         if self.head_kind == "zeroshot":
-            if not backbone.has_text:
-                raise UserError(
-                    f"adapter.head=zeroshot needs a text tower; backbone {backbone.name} has none: "
-                    "use adapter.head=linear"
-                )
+            backbone.require_text_tower("adapter.head=zeroshot needs a text tower", "use adapter.head=linear")
             self.register_buffer("text_head", None, persistent=False)
             self._set_text_head(task)
         else:

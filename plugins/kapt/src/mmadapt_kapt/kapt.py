@@ -95,8 +95,9 @@ class Kapt(Adapter):
             self.knowledge_features = F.normalize(backbone.encode_text(ids).float(), dim=-1)
             keywords = task.keywords if task.keywords is not None else task_keywords(task)
             config = self.config
-            self.discrete_texts = discrete_prompts(backbone, task.classnames, keywords, config.keywords,
-                                                   config.template, config.template_without_keywords)
+            self.discrete_texts = discrete_prompts(
+                backbone, task.classnames, keywords, config.keywords, config.template, config.template_without_keywords
+            )
             ids = backbone.tokenize(self.discrete_texts).to(device)
             self.discrete_features = F.normalize(backbone.encode_text(ids).float(), dim=-1)
 
@@ -124,7 +125,7 @@ class Kapt(Adapter):
             for block in backbone.vision_blocks():
                 x = block(x)
             clip = F.normalize(backbone.pool_image_tokens(x), dim=-1)
-            patches = backbone.vision_final_norm(x)[:, backbone.num_prefix_tokens:]
+            patches = backbone.vision_final_norm(x)[:, backbone.num_prefix_tokens :]
         head = F.normalize(self.head(patches, backbone.image_projection), dim=-1)
         alpha = self.config.alpha
         return F.normalize((1 - alpha) * clip.to(head.dtype) + alpha * head, dim=-1)
@@ -151,21 +152,11 @@ class Kapt(Adapter):
 
 def _check_towers(backbone: Backbone, config: KaptConfig) -> None:
     """A clear error when the backbone lacks the text tower, or the ViT image tower the head reads."""
-    if not backbone.has_text:
-        raise UserError(
-            f"adapter.name=kapt builds knowledge prompts for a text tower; backbone {backbone.name} has no text "
-            "tower; use a CLIP backbone (openclip, shapes-clip)"
+    backbone.require_text_tower(
+        "adapter.name=kapt builds knowledge prompts for a text tower", "use a CLIP backbone (openclip, shapes-clip)"
+    )
+    if config.head:
+        backbone.patch_token_count(
+            "adapter.head=true pools the patch tokens of a ViT image tower",
+            "set adapter.head=false or use a ViT backbone",
         )
-    if not config.head:
-        return
-    size = backbone.preprocessing.size
-    reference = next(backbone.parameters())
-    pixels = torch.zeros(1, 3, size, size, device=reference.device, dtype=reference.dtype)
-    try:
-        with torch.no_grad():
-            backbone.image_token_embeddings(pixels)
-    except NotImplementedError as exc:
-        raise UserError(
-            f"adapter.head=true pools the patch tokens of a ViT image tower; backbone {backbone.name} has none "
-            f"({exc}); set adapter.head=false or use a ViT backbone"
-        ) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from mmadapt import Adapter, Backbone, HandwrittenTextFeatures, PromptLearner, Task, UserError
+from mmadapt import Adapter, Backbone, HandwrittenTextFeatures, PromptLearner, Task
 
 
 class PromptAdapter(Adapter):
@@ -23,10 +23,9 @@ class PromptAdapter(Adapter):
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
-        if not backbone.has_text:
-            raise UserError(
-                f"{type(self).__name__.lower()} learns text prompts; backbone {backbone.name} has no text tower"
-            )
+        backbone.require_text_tower(
+            f"{type(self).__name__.lower()} learns text prompts", "use a CLIP backbone (openclip, shapes-clip)"
+        )
         self.prompt = PromptLearner(backbone, task.classnames, self.initial_context(), config.class_token_position)
         # Hand-written prompt features of the current classes, computed once on first use.
         self.handwritten = HandwrittenTextFeatures()

@@ -93,18 +93,12 @@ def build_steps(backbone, names: list[str], pixels, labels, n_ctx: int) -> Steps
 def main(args: argparse.Namespace) -> dict[str, float]:
     """Build the model, time ``args.repeats`` steps of each kind after a small warm-up, print both times
     and return the ratio (``adapt bench`` prints it)."""
-    import open_clip
     import torch
-    from mmadapt import OpenClipBackbone, UserError
+    from mmadapt import UserError, random_openclip_backbone
 
     if min(args.classes, args.batch_size, args.repeats, args.n_ctx, args.threads or 1) < 1:
         raise UserError("--classes, --batch-size, --repeats, --n-ctx and --threads must be at least 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    print(f"building {args.arch} with random weights ...", flush=True)
-    backbone = OpenClipBackbone(open_clip.create_model(args.arch, pretrained=None),
-                                name=f"openclip {args.arch} (random weights)")
+    backbone = random_openclip_backbone(args.arch, args.threads)
     names = classnames(args.classes)
     size = backbone.preprocessing.size
     pixels = torch.randn(args.batch_size, 3, size, size)
