@@ -23,6 +23,12 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "mmadapt-shapes": {"backbone": ("shapes-clip",), "dataset": ("shapes",)},
     "mmadapt-kapt": {"adapter": ("kapt",)},
     "mmadapt-ept": {"adapter": ("ept", "ept-visual"), "benchmark": ("ept",)},
+    "mmadapt-lane": {
+        "adapter": ("multi-lane", "seq-prompt"),
+        "objective": ("lane-bce",),
+        "protocol": ("class-incremental", "joint"),
+        "benchmark": ("lane",),
+    },
 }
 
 #: Components renamed after 0.1.0 (each old name was also an adapter's), so a recipe with the old

@@ -1,0 +1,69 @@
+"""The base of adapters that learn tasks one after another: which task trains, which tasks are served."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from mmadapt import Adapter, Backbone, Task
+
+from .tasks import task_blocks
+
+
+class IncrementalAdapter(Adapter):
+    """An adapter the class-incremental protocol drives with :meth:`start_task`, :meth:`end_task` and
+    :meth:`serve_tasks`.
+
+    Its task's class blocks (:class:`IncrementalTask`, one block of every class for a plain task)
+    are fixed when it is built; ``class_masks[t]`` marks task t's classes. Outside the protocol it
+    serves every task.
+    """
+
+    def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
+        super().__init__(config, backbone, task)
+        self.class_blocks = task_blocks(task)
+        masks = torch.zeros(len(self.class_blocks), task.n_classes, dtype=torch.bool)
+        for index, block in enumerate(self.class_blocks):
+            masks[index, block.start : block.stop] = True
+        self.register_buffer("class_masks", masks, persistent=False)
+        self.current: int | None = None
+        self.seen = len(self.class_blocks)
+
+    @property
+    def num_tasks(self) -> int:
+        """The number of tasks the adapter was built for."""
+        return len(self.class_blocks)
+
+    def start_task(self, index: int) -> None:
+        """Task ``index`` begins training."""
+        self._check_task(index)
+        self._begin(index)
+        self.current, self.seen = index, index + 1
+        self.clear_eval_cache()
+
+    def end_task(self, index: int) -> None:
+        """Task ``index`` is learned: evaluation now serves tasks 0 .. index."""
+        self._check_task(index)
+        self.current, self.seen = None, index + 1
+        self.clear_eval_cache()
+
+    def serve_tasks(self, count: int) -> None:
+        """Evaluate on the first ``count`` tasks (a saved adapter after ``count`` tasks)."""
+        self._check_task(count - 1)
+        self.current, self.seen = None, count
+        self.clear_eval_cache()
+
+    def current_classes(self) -> range | None:
+        """The class ids of the task being trained, or None outside a task."""
+        return None if self.current is None else self.class_blocks[self.current]
+
+    def seen_mask(self) -> torch.Tensor:
+        """(n_classes,) True for the classes of the served tasks."""
+        return self.class_masks[: self.seen].any(dim=0)
+
+    def _begin(self, index: int) -> None:
+        """What a subclass does when task ``index`` starts (MULTI-LANE's warm start); nothing by default."""
+
+    def _check_task(self, index: int) -> None:
+        if not 0 <= index < self.num_tasks:
+            raise ValueError(f"task {index} does not exist; the adapter has tasks 0 .. {self.num_tasks - 1}")

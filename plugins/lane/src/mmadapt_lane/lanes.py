@@ -1,0 +1,118 @@
+"""The operators of a MULTI-LANE lane, on the frozen parts of a ViT block (``mmadapt.VisionBlock``).
+
+A lane is a short token stream ``(B, 1 + S, width)``: its class token and S selector slots. In every
+block the selectors summarise the block's LN1-normalised, detached frozen tokens; the lane attends
+over [its class token, the summaries] with the frozen projections (and the task's key/value prompts);
+only the class token's attention output is kept and the selector slots take back their LN1 values
+(drop-and-replace); then the block's residuals and frozen MLP run on every lane token.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from mmadapt import Backbone, OpenClipBackbone, TimmBackbone, UserError
+
+
+def selector_summaries(selectors: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:
+    """Each selector's softmax-weighted sum of the frozen tokens.
+
+    ``selectors`` (B, S, width) are the lane's normalised selector slots, ``frozen`` (B, N, width) the
+    normalised frozen tokens (class token included); weights are ``softmax(s . x / sqrt(width))`` over
+    the N tokens. Returns (B, S, width).
+    """
+    weights = torch.softmax(selectors @ frozen.transpose(1, 2) / math.sqrt(frozen.shape[-1]), dim=-1)
+    return weights @ frozen
+
+
+def merged_tokens(frozen: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` tokens merged from the frozen tokens by repeated bipartite soft matching (ToMe).
+
+    Alternate tokens form two sets; each token of the first set is matched to its most similar
+    (cosine) token of the second, and the best-matched pairs are merged into size-weighted means,
+    at most half the tokens per round, until ``count`` remain. (B, N, width) -> (B, count, width).
+    """
+    tokens, sizes = frozen, torch.ones(frozen.shape[:2] + (1,), dtype=frozen.dtype, device=frozen.device)
+    while tokens.shape[1] > count:
+        merges = min(tokens.shape[1] - count, tokens.shape[1] // 2)
+        a, b = tokens[:, ::2], tokens[:, 1::2]
+        size_a, size_b = sizes[:, ::2], sizes[:, 1::2]
+        normed_a, normed_b = (t / t.norm(dim=-1, keepdim=True).clamp(min=1e-12) for t in (a, b))
+        best, match = (normed_a @ normed_b.transpose(1, 2)).max(dim=-1)
+        order = best.argsort(dim=-1, descending=True)
+        merged, kept = order[:, :merges], order[:, merges:]
+
+        def pick(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            return t.gather(1, index.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+
+        targets = match.gather(1, merged).unsqueeze(-1)
+        weighted_b = (b * size_b).scatter_add(1, targets.expand(-1, -1, b.shape[-1]), pick(a * size_a, merged))
+        size_b = size_b.scatter_add(1, targets, pick(size_a, merged))
+        tokens = torch.cat([pick(a, kept), weighted_b / size_b], dim=1)
+        sizes = torch.cat([pick(size_a, kept), size_b], dim=1)
+    return tokens
+
+
+def lane_block(block, lane: torch.Tensor, context: torch.Tensor, prefix, summary: str = "selectors",
+               count: int = 0, drop_and_replace: bool = True) -> torch.Tensor:
+    """One frozen block on a lane ``(B, 1 + S, width)``; ``context`` (B, N, width) is ``norm1`` of the
+    block's frozen input, detached.
+
+    ``summary`` is ``selectors`` (the lane's S slots summarise ``context``) or ``merge`` (the lane is
+    its class token alone and attends over ``count`` tokens merged from ``context``). ``prefix``
+    (keys, values) of shape (B or 1, P, width) or None joins the attention's keys and values. With
+    ``drop_and_replace`` only the class token keeps its attention output.
+    """
+    normed = block.norm1(lane)
+    if summary == "merge":
+        summaries = merged_tokens(context, count)
+    else:
+        summaries = selector_summaries(normed[:, 1:], context)
+    attended = block.attention(torch.cat([normed[:, :1], summaries], dim=1), prefix)
+    if summary == "merge":
+        branch = attended[:, :1]
+    elif drop_and_replace:
+        branch = torch.cat([attended[:, :1], normed[:, 1:]], dim=1)
+    else:
+        branch = attended
+    lane = lane + branch
+    return lane + block.feed_forward(lane)
+
+
+def class_token(backbone: Backbone) -> torch.Tensor:
+    """The image tower's pretrained class token ``(width,)``, without positional embedding.
+
+    It passes through the tower's pre-norm (CLIP's ``ln_pre``, timm's ``norm_pre``), as the tokens
+    entering the first block do. A ``UserError`` for towers without one.
+    """
+    tower = None
+    if isinstance(backbone, TimmBackbone):
+        tower = backbone.model
+    elif isinstance(backbone, OpenClipBackbone):
+        visual = backbone.model.visual
+        tower = getattr(visual, "trunk", visual)
+        if hasattr(tower, "class_embedding"):
+            return tower.ln_pre(tower.class_embedding)
+    if tower is not None and getattr(tower, "cls_token", None) is not None:
+        return tower.norm_pre(tower.cls_token.reshape(-1))
+    raise UserError(
+        f"adapter multi-lane needs a ViT image tower with a class token; backbone {backbone.name} has none "
+        "(timm ViTs and open_clip ViT towers have one): use such a backbone"
+    )
+
+
+def vit_depth(backbone: Backbone, needed_by: str) -> int:
+    """The number of blocks of the ViT image tower; a ``UserError`` naming ``needed_by`` for other towers."""
+    try:
+        return len(backbone.vision_blocks())
+    except NotImplementedError as exc:
+        raise UserError(
+            f"{needed_by} needs a ViT image tower; backbone {backbone.name} has none ({exc}): use a ViT backbone"
+        ) from None
+
+
+def frozen_tokens(backbone: Backbone, pixels: torch.Tensor) -> torch.Tensor:
+    """The tokens entering the first block, without gradients."""
+    with torch.no_grad():
+        return backbone.image_token_embeddings(pixels)

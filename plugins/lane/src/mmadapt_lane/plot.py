@@ -1,0 +1,39 @@
+"""The figure of a class-incremental run: mAP over the seen classes after each task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmadapt import UserError
+
+
+def draw_map_per_task(path: Path, curves: dict[str, list[float]], title: str,
+                      spreads: dict[str, list[float]] | None = None) -> Path:
+    """Draw one line per method (mAP after task 1, 2, ...; optional ± spread bands) into ``path`` (.png).
+
+    A ``UserError`` when matplotlib is missing.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise UserError("figures need matplotlib: pip install 'mmadapt[plots]'") from error
+    figure = Figure(figsize=(5.5, 3.6), layout="constrained")
+    axes = figure.add_subplot()
+    for label, values in curves.items():
+        steps = list(range(1, len(values) + 1))
+        axes.plot(steps, values, marker="o", label=label)
+        if spreads and label in spreads:
+            low = [v - s for v, s in zip(values, spreads[label])]
+            high = [v + s for v, s in zip(values, spreads[label])]
+            axes.fill_between(steps, low, high, alpha=0.2)
+    axes.set_xlabel("after task")
+    axes.set_ylabel("mAP over seen classes (%)")
+    axes.set_xticks(list(range(1, max(len(v) for v in curves.values()) + 1)))
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    figure.savefig(tmp, format="png", dpi=110)
+    tmp.replace(path)
+    return path

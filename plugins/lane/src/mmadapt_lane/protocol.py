@@ -1,0 +1,142 @@
+"""The ``class-incremental`` and ``joint`` protocols on the Run API.
+
+``class-incremental``: task t trains (stage ``task<t>``, its own fresh optimiser and schedule) on
+every training image with any class of task t, with only task t's labels; then the test images
+with any seen class are scored over the seen classes. The adapter is told when each task starts
+and ends. Per-task evaluations live in ``run.state``, so a resumed run does not evaluate again.
+``joint`` trains the same classes all at once (the upper bound) and scores them like the last task.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import fields
+from typing import Any
+
+from mmadapt import DataBundle, Protocol, Run, Split, UserError
+
+from .plot import draw_map_per_task
+from .scores import SeenClassScores, summary_metrics, task_matrix
+from .tasks import IncrementalTask, incremental_bundle
+
+#: Files every class-incremental run writes into its run directory.
+RESULTS, FIGURE = "class_incremental.json", "map_per_task.png"
+TASK_METHODS = ("start_task", "end_task", "serve_tasks")
+
+
+class ClassIncremental(Protocol):
+    """Learn the tasks of a ``B{b}-C{c}`` split one after another; evaluate over seen classes after each."""
+
+    name = "class-incremental"
+
+    def prepare(self, bundle: DataBundle) -> DataBundle:
+        """Relabel the classes in class order and cut them into the split's tasks."""
+        prepared = incremental_bundle(bundle, self.config, self.name)
+        self.blocks = prepared.task.blocks
+        return prepared
+
+    def run(self, run: Run) -> dict[str, Any]:
+        """Train task after task, evaluating after each; return the summary metrics."""
+        check_weight_decay(run.recipe.train)
+        check_incremental_adapter(run.adapter, self.name)
+        train = run.bundle.split(self.config.train_split)
+        evaluations = dict(run.state.get("evaluations", {}))
+        for index, block in enumerate(self.blocks):
+            run.adapter.start_task(index)
+            run.fit(task_split(train, block), stage=f"task{index + 1}")
+            run.adapter.end_task(index)
+            key = f"after_task{index + 1}"
+            if key not in evaluations:
+                evaluations[key] = self._scores(run, index + 1, prefix=key)
+                run.state["evaluations"] = evaluations
+        metrics = summary_metrics(evaluations, len(self.blocks))
+        if run.is_main:
+            self._write(run, evaluations, metrics)
+        return metrics
+
+    def evaluate(self, run: Run) -> dict[str, float]:
+        """The adapter after every task: ``final/...`` over all classes."""
+        check_incremental_adapter(run.adapter, self.name)
+        run.adapter.serve_tasks(len(self.blocks))
+        return {f"final/{k}": v for k, v in self._scores(run, len(self.blocks), prefix="final").items()}
+
+    def _scores(self, run: Run, tasks: int, prefix: str) -> dict[str, float]:
+        """Scores over the classes of the first ``tasks`` tasks, on the test images with any of them."""
+        seen = range(self.blocks[tasks - 1].stop)
+        test = run.bundle.split(self.config.test_split)
+        split = test.subset([i for i, labels in enumerate(test.labels) if any(c < seen.stop for c in labels)])
+        metric = SeenClassScores(seen, self.blocks[:tasks], self.config.threshold)
+        results = run.evaluate(split, metrics=[metric], prefix=prefix)
+        return {key.partition("/")[2]: value for key, value in results.items()}
+
+    def _write(self, run: Run, evaluations: dict[str, dict[str, float]], metrics: dict[str, float]) -> None:
+        classnames = run.bundle.task.classnames
+        maps = [evaluations[f"after_task{i}"]["map"] for i in range(1, len(self.blocks) + 1)]
+        run.run_dir.write_json(RESULTS, {
+            "tasks": [[classnames[c] for c in block] for block in self.blocks],
+            "map": maps,
+            "matrix": task_matrix(evaluations, len(self.blocks)),
+            "metrics": metrics,
+        })
+        try:
+            draw_map_per_task(run.run_dir.path / FIGURE, {run.recipe.adapter.name: maps}, run.recipe.name)
+        except UserError as error:  # matplotlib missing: the numbers are written, the figure is not
+            print(f"warning: {error}; {FIGURE} not drawn", file=sys.stderr)
+
+
+class Joint(ClassIncremental):
+    """Every class of the split's tasks at once, in one stage: the upper bound of class-incremental learning."""
+
+    name = "joint"
+
+    def prepare(self, bundle: DataBundle) -> DataBundle:
+        """The class-incremental data with one task of every class, so adapters build a single lane."""
+        prepared = super().prepare(bundle)
+        values = {f.name: getattr(prepared.task, f.name) for f in fields(prepared.task)}
+        values["task_sizes"] = [prepared.task.n_classes]
+        return DataBundle(IncrementalTask(**values), prepared.splits)
+
+    def run(self, run: Run) -> dict[str, Any]:
+        """Train on every training image with all its labels, then evaluate like the last task."""
+        incremental = all(callable(getattr(run.adapter, name, None)) for name in TASK_METHODS)
+        if incremental:
+            run.adapter.start_task(0)
+        run.fit(self.config.train_split, stage="joint")
+        if incremental:
+            run.adapter.end_task(0)
+        return self.evaluate(run)
+
+    def evaluate(self, run: Run) -> dict[str, float]:
+        """``final/...`` over all classes, with the mAP of each task block of the split."""
+        if all(callable(getattr(run.adapter, name, None)) for name in TASK_METHODS):
+            run.adapter.serve_tasks(1)
+        return {f"final/{k}": v for k, v in self._scores(run, len(self.blocks), prefix="final").items()}
+
+
+def task_split(train: Split, block: range) -> Split:
+    """The training images with any class of ``block``, labelled with those classes only."""
+    keep = [i for i, labels in enumerate(train.labels) if any(c in block for c in labels)]
+    return train.subset(keep, label_map={c: c for c in block})
+
+
+def check_weight_decay(train: Any) -> None:
+    """Refuse weight decay: it moves the slices and head rows of old tasks, which must stay fixed."""
+    decays = {"train.weight_decay": train.weight_decay}
+    decays.update({f"train.param_groups.{name}.weight_decay": group["weight_decay"]
+                   for name, group in train.param_groups.items() if "weight_decay" in group})
+    for key, value in decays.items():
+        if value != 0:
+            raise UserError(
+                f"{key} is {value}, but protocol class-incremental needs 0: weight decay moves the parameters of "
+                f"earlier tasks, whose gradients are zero, and breaks their isolation; set {key}=0"
+            )
+
+
+def check_incremental_adapter(adapter: Any, protocol: str) -> None:
+    """A ``UserError`` unless the adapter can be told when tasks start and end."""
+    missing = [name for name in TASK_METHODS if not callable(getattr(adapter, name, None))]
+    if missing:
+        raise UserError(
+            f"protocol {protocol} needs an adapter that is told when each task starts and ends "
+            f"({', '.join(TASK_METHODS)}); adapter {type(adapter).__name__} is not: use multi-lane or seq-prompt"
+        )

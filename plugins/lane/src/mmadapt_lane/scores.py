@@ -1,0 +1,79 @@
+"""What the class-incremental protocol measures: mAP, CF1 and OF1 over seen classes, mAP per task block,
+and the summary of a run (average and final mAP, forgetting, the task x task matrix)."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from mmadapt import Metric, validate_section
+
+
+class SeenClassScores(Metric):
+    """mAP, CF1 and OF1 over the ``seen`` class ids and the mAP of each task block, in one pass.
+
+    ``compute()`` gives ``map``, ``cf1``, ``of1`` and ``map_task<k>`` (k from 1) for each block. The
+    parts are the registered ``map`` and ``f1`` metrics with their ``classes`` set, so unseen
+    columns are never scored.
+    """
+
+    def __init__(self, seen: range, blocks: list[range], threshold: float) -> None:
+        def build(entry: dict[str, Any]) -> Metric:
+            return validate_section("metric", entry, where="protocol metrics").build()
+
+        self.overall = build({"name": "map", "classes": list(seen)})
+        self.f1 = build({"name": "f1", "threshold": threshold, "classes": list(seen)})
+        self.per_task = [build({"name": "map", "classes": list(block)}) for block in blocks]
+        super().__init__()
+
+    def _parts(self) -> list[Metric]:
+        return [self.overall, self.f1, *self.per_task]
+
+    def reset(self) -> None:
+        """Forget every sample seen so far."""
+        for part in self._parts():
+            part.reset()
+
+    def update(self, outputs: dict[str, Any], batch: dict[str, Any]) -> None:
+        """Add a batch's logits and multi-hot labels."""
+        for part in self._parts():
+            part.update(outputs, batch)
+
+    def compute(self) -> dict[str, float]:
+        """``map``, ``cf1``, ``of1`` over the seen classes and ``map_task<k>`` per block, in percent."""
+        f1 = self.f1.compute()
+        values = {"map": self.overall.compute()["map"], "cf1": f1["cf1"], "of1": f1["of1"]}
+        for index, part in enumerate(self.per_task, start=1):
+            values[f"map_task{index}"] = part.compute()["map"]
+        return values
+
+
+def task_matrix(evaluations: dict[str, dict[str, float]], tasks: int) -> list[list[float | None]]:
+    """``matrix[i][j]``: the mAP of task j's classes after training task i (None for j > i)."""
+    return [
+        [evaluations[f"after_task{i + 1}"][f"map_task{j + 1}"] if j <= i else None for j in range(tasks)]
+        for i in range(tasks)
+    ]
+
+
+def forgetting(matrix: list[list[float | None]]) -> float:
+    """Mean over every task but the last of its best mAP before the last task minus its final mAP."""
+    last = len(matrix) - 1
+    drops = [max(matrix[i][j] for i in range(j, last)) - matrix[last][j] for j in range(last)]
+    return statistics.fmean(drops)
+
+
+def summary_metrics(evaluations: dict[str, dict[str, float]], tasks: int) -> dict[str, float]:
+    """The headline metrics of a class-incremental run from its per-task evaluations.
+
+    ``after_task<i>/{map,cf1,of1,map_task<j>}`` as evaluated, then ``final/{map,cf1,of1}`` (after the
+    last task), ``average/map`` (the mean over tasks of the mAP over seen classes) and
+    ``final/forgetting``.
+    """
+    metrics = {f"after_task{i}/{name}": value
+               for i in range(1, tasks + 1) for name, value in evaluations[f"after_task{i}"].items()}
+    final = evaluations[f"after_task{tasks}"]
+    metrics.update({f"final/{name}": final[name] for name in ("map", "cf1", "of1")})
+    metrics["average/map"] = statistics.fmean(evaluations[f"after_task{i}"]["map"] for i in range(1, tasks + 1))
+    metrics["final/forgetting"] = forgetting(task_matrix(evaluations, tasks))
+    return metrics
