@@ -23,6 +23,12 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "mmadapt-shapes": {"backbone": ("shapes-clip",), "dataset": ("shapes",)},
     "mmadapt-kapt": {"adapter": ("kapt",)},
     "mmadapt-ept": {"adapter": ("ept", "ept-visual"), "benchmark": ("ept",)},
+    "mmadapt-lit": {
+        "adapter": ("clip-lit", "clip-lit-latent", "rave"),
+        "protocol": ("clip-lit", "rave"),
+        "metric": ("lit-exposure",),
+        "benchmark": ("lit",),
+    },
     "mmadapt-lane": {
         "adapter": ("multi-lane", "seq-prompt"),
         "objective": ("lane-bce",),

@@ -1,0 +1,99 @@
+"""``adapt lit enhance RUN_DIR IMAGES... --out DIR`` and ``adapt lit residual-words RUN_DIR [--top N]``.
+
+``enhance`` applies a trained enhancer at full resolution to images of any size and writes one PNG
+per input into ``--out`` (and nowhere else). ``residual-words`` lists the vocabulary tokens nearest
+and farthest from a RAVE run's residual vector: what the two training sets differ in besides lighting.
+Cheap to import: torch loads inside the actions.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The actions of ``adapt lit`` and their options."""
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    enhance = actions.add_parser("enhance", help="enhance images with a trained lit run's network")
+    enhance.add_argument("run_dir", metavar="RUN_DIR", help="a finished run of a lit adapter")
+    enhance.add_argument("images", nargs="+", metavar="IMAGES", help="image files of any size")
+    enhance.add_argument("--out", required=True, metavar="DIR", help="folder for the enhanced PNGs (created)")
+    words = actions.add_parser("residual-words", help="vocabulary tokens nearest a RAVE run's residual vector")
+    words.add_argument("run_dir", metavar="RUN_DIR", help="a finished run of the rave adapter")
+    words.add_argument("--top", type=int, default=20, help="tokens listed at each end (default 20)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the chosen action; bad input raises ``UserError`` (exit code 2, no traceback)."""
+    if args.action == "enhance":
+        return enhance(Path(args.run_dir), [Path(p) for p in args.images], Path(args.out))
+    return residual_words(Path(args.run_dir), args.top)
+
+
+def load_enhancer(run_dir: Path):
+    """The trained lit adapter of ``run_dir``; a ``UserError`` when the run is not an enhancement run."""
+    from mmadapt import UserError, load_run
+
+    from .adapter import LitAdapter
+
+    finished = load_run(run_dir)
+    if not isinstance(finished.adapter, LitAdapter):
+        raise UserError(
+            f"{run_dir}: its adapter {finished.recipe.adapter.name!r} is not an enhancement adapter; "
+            "`adapt lit` needs a run of rave, clip-lit or clip-lit-latent"
+        )
+    if finished.checkpoint is None:
+        raise UserError(f"{run_dir}: the run has no checkpoint yet; train it first (`adapt run --resume {run_dir}`)")
+    return finished.adapter
+
+
+def enhance(run_dir: Path, images: list[Path], out: Path) -> int:
+    """Enhance every image into ``out/<stem>.png``; every input is read before anything is written."""
+    import numpy as np
+    import torch
+    from mmadapt import UserError, open_image
+
+    from .images import save_png
+
+    stems: dict[str, Path] = {}
+    for path in images:
+        if path.stem in stems:
+            raise UserError(
+                f"{path} and {stems[path.stem]} would both be written as {path.stem}.png; "
+                "enhance them in two calls with different --out folders"
+            )
+        stems[path.stem] = path
+    adapter = load_enhancer(run_dir)
+    pixels = {stem: open_image(path) for stem, path in stems.items()}  # a non-image fails here, before any write
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        for stem, picture in pixels.items():
+            image = torch.from_numpy(np.array(picture, dtype=np.uint8)).permute(2, 0, 1).float().div(255.0)
+            save_png(adapter.enhance(image[None])[0], out / f"{stem}.png")
+            print(f"{stems[stem]} -> {out / f'{stem}.png'} ({picture.width}x{picture.height})")
+    return 0
+
+
+def residual_words(run_dir: Path, top: int) -> int:
+    """Print the ``top`` tokens nearest and farthest from the run's residual vector."""
+    from mmadapt import UserError
+
+    from .vocabulary import nearest_tokens
+
+    if top < 1:
+        raise UserError(f"--top must be at least 1; got {top}")
+    adapter = load_enhancer(run_dir)
+    if adapter.guidance != "rave" or not adapter.has_residual:
+        raise UserError(f"{run_dir}: residual-words needs a trained rave run; this run's adapter is {adapter.guidance}")
+    if not adapter.backbone.has_text:
+        raise UserError(f"{run_dir}: the backbone {adapter.backbone.name} has no text tower to rank tokens with")
+    ranked = nearest_tokens(adapter.backbone, adapter.residual, top)
+    for title, rows in (
+        ("nearest v_res (well-lit side)", ranked["nearest"]),
+        ("farthest from v_res (backlit side)", ranked["farthest"]),
+    ):
+        print(title)
+        for rank, (word, cosine) in enumerate(rows, 1):
+            print(f"  {rank:3d}  {cosine:+.4f}  {word}")
+    return 0

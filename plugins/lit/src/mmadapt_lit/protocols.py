@@ -1,0 +1,262 @@
+"""The ``rave`` and ``clip-lit`` protocols and their shared evaluation (metrics, guidance figures, grid).
+
+``rave``: one frozen pass gives the residual (kept in ``run.state``), the identity warm-up, then one
+enhancement stage. ``clip-lit``: prompt initialisation, the identity warm-up, then rounds of an
+enhancement stage and a margin-ranking prompt stage, the enhanced outputs of the newest rounds cached
+(as frozen image features) in ``run.state``. Every stage is a named ``run.fit`` stage, so a killed
+run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import torch
+from mmadapt import Protocol, Split, UserError
+
+from .images import draw_grid, reference_scores
+from .losses import clip_loss, ranking_loss, residual_vector
+from .roles import Roles, check_bundle, evaluation_inputs, split_roles
+from .stages import FeatureSplit, image_features, warm_up
+
+
+class LitProtocol(Protocol):
+    """What both protocols share: data checks, the residual pass and the evaluation."""
+
+    #: Adapter guidance kinds this protocol trains.
+    guidances: tuple[str, ...] = ()
+
+    def prepare(self, bundle):
+        """Check the data: image-to-image, and for unpaired data both class folders non-empty."""
+        return check_bundle(bundle, self.config)
+
+    def check_adapter(self, run) -> None:
+        """Refuse an adapter this protocol cannot train, naming the fix."""
+        guidance = getattr(run.adapter, "guidance", None)
+        if guidance not in self.guidances:
+            raise UserError(
+                f"protocol {self.name!r} trains adapters {', '.join(self.guidances)}; the recipe's "
+                f"adapter is {guidance or type(run.adapter).__name__}"
+            )
+
+    def roles(self, run) -> Roles:
+        """The training split's backlit inputs and well-lit references."""
+        return split_roles(run.bundle, "train", self.config)
+
+    def residual(self, run, roles: Roles) -> dict[str, torch.Tensor]:
+        """RAVE's residual of the training data (computed once, then read from ``run.state``)."""
+        if "residual/vector" not in run.state:
+            well_lit = image_features(run, roles.well_lit, roles.well_lit_key)
+            backlit = image_features(run, roles.backlit)
+            found = residual_vector(well_lit, backlit)
+            run.state["residual/vector"] = found["residual"]
+            for key in ("target", "m_pos", "m_neg"):
+                run.state[f"residual/{key}"] = found[key]
+        return {
+            key: run.state[f"residual/{key}"]
+            for key in ("vector", "target", "m_pos", "m_neg")
+            if f"residual/{key}" in run.state
+        }
+
+    def evaluate(self, run) -> dict[str, float]:
+        """The recipe's metrics on the test inputs, the inputs' own scores, guidance figures and the grid."""
+        self.check_adapter(run)
+        test = evaluation_inputs(run.bundle, "test", self.config)
+        metrics = run.evaluate(test, prefix="test")
+        metrics.update(self.guidance_figures(run, test))
+        if run.is_main:
+            write_grid(run, test, self.config.grid_images)
+        return metrics
+
+    def guidance_figures(self, run, test: Split) -> dict[str, float]:
+        """cos(Φ(input), v_res) and cos(Φ(output), v_res) on the test inputs, t, and the inputs' PSNR."""
+        adapter = run.adapter
+        adapter.eval()
+        residual = run.state.get("residual/vector")
+        prompts = adapter.prompt_features().detach() if adapter.guidance != "rave" else None
+
+        def figures(batch: dict) -> dict:
+            images = batch["image"]
+            outputs = adapter.enhance(images)
+            found = {}
+            for name, pictures in (("input", images), ("output", outputs)):
+                features = adapter.embed(pictures)
+                if residual is not None:
+                    found[f"cos_{name}"] = features @ residual.to(features)
+                if prompts is not None:
+                    found[f"p_pos_{name}"] = (100.0 * features @ prompts.t()).softmax(-1)[:, 1]
+            if "target" in batch:
+                found.update(reference_scores(images, batch["target"], prefix="input_"))
+            return found
+
+        values = run.features(test, figures, desc="guidance figures")
+        results = {f"test/{key}": float(value.float().mean()) for key, value in values.items() if key != "index"}
+        if residual is not None:
+            results["test/residual_target"] = float(run.state["residual/target"])
+            for name in ("input", "output"):
+                results[f"test/gap_{name}"] = abs(results[f"test/cos_{name}"] - results["test/residual_target"])
+        return results
+
+    @property
+    def name(self) -> str:
+        """The protocol's registered name."""
+        return self.guidances[0]
+
+
+def write_grid(run, test: Split, count: int) -> None:
+    """``before-after.png`` in the run directory: input, output (and target) of the first test images."""
+    adapter = run.adapter
+    adapter.eval()
+    shown = test.subset(range(min(count, len(test))))
+
+    def pictures(batch: dict) -> dict:
+        images = batch["image"]
+        rows = {"input": list(images), "output": list(adapter.enhance(images))}
+        if "target" in batch:
+            rows["target"] = list(batch["target"])
+        return rows
+
+    values = run.features(shown, pictures, desc="before/after grid")
+    columns = [key for key in ("input", "output", "target") if key in values]
+    rows = [[values[key][i] for key in columns] for i in range(len(values.get("index", [])))]
+    if rows:
+        draw_grid(rows, run.run_dir.path / "before-after.png")
+
+
+class RaveProtocol(LitProtocol):
+    """``rave``: residual pass, identity warm-up, one enhancement stage with 6·320·L_guid + 0.9·25·L_id."""
+
+    guidances = ("rave",)
+
+    def run(self, run) -> dict[str, float]:
+        """Compute (or restore) the residual, warm the network up, train it, evaluate."""
+        from .stages import rave_objective
+        from .vocabulary import shift_residual
+
+        self.check_adapter(run)
+        roles = self.roles(run)
+        found = self.residual(run, roles)
+        vector, target = found["vector"], found["target"]
+        if run.adapter.config.shifted:
+            if "residual/shifted_vector" not in run.state:
+                shifted = shift_residual(run.adapter, vector, found["m_pos"])
+                run.state["residual/shifted_vector"] = shifted["residual"]
+                run.state["residual/shifted_target"] = shifted["target"]
+            vector, target = run.state["residual/shifted_vector"], run.state["residual/shifted_target"]
+        run.adapter.set_residual(vector, target)
+        warm_up(run, roles.backlit, self.config)
+        config = self.config
+        objective = rave_objective(run.adapter, config.guidance_weight, config.identity_weight)
+        run.fit(
+            roles.backlit,
+            stage="enhance",
+            iterations=config.enhance_iterations,
+            groups=["network"],
+            objective=objective,
+            batch_size=config.enhance_batch_size,
+        )
+        return {**self.warmup_figures(run), **self.evaluate(run)}
+
+    @staticmethod
+    def warmup_figures(run) -> dict[str, float]:
+        """The Y-PSNR(input, output) of each warm-up try, as kept in ``run.state``."""
+        return {key: float(value) for key, value in run.state.items() if key.startswith("warmup/")}
+
+
+class ClipLitProtocol(LitProtocol):
+    """``clip-lit``: prompt init, identity warm-up, rounds of enhancement and prompt refinement."""
+
+    guidances = ("clip-lit", "clip-lit-latent")
+
+    def run(self, run) -> dict[str, float]:
+        """Initialise the prompts, warm the network up, alternate the two stages ``rounds`` times, evaluate."""
+        self.check_adapter(run)
+        config = self.config
+        roles = self.roles(run)
+        self.residual(run, roles)  # for the guidance figures only: CLIP-LIT trains without it
+        backlit, well_lit = self.reference_features(run, roles)
+        init = FeatureSplit(torch.cat([backlit, well_lit]), [0] * len(backlit) + [1] * len(well_lit), 2)
+        run.fit(
+            init,
+            stage="prompt-init",
+            iterations=config.prompt_init_iterations,
+            groups=["prompts"],
+            objective=_prompt_init_objective,
+            batch_size=config.prompt_init_batch_size,
+        )
+        warm_up(run, roles.backlit, config)
+        for round_index in range(1, config.rounds + 1):
+            run.fit(
+                roles.backlit,
+                stage=f"round{round_index}-enhance",
+                iterations=config.enhance_iterations,
+                groups=["network"],
+                objective=self.enhance_objective(run),
+                batch_size=config.enhance_batch_size,
+            )
+            cached = self.cache_outputs(run, roles, round_index)
+            ranked = FeatureSplit(torch.stack([backlit, _cycled(well_lit, len(backlit)), *cached], dim=1))
+            run.fit(
+                ranked,
+                stage=f"round{round_index}-prompts",
+                iterations=config.prompt_iterations,
+                groups=["prompts"],
+                objective=_ranking_objective(config.rank_weight, len(cached)),
+                batch_size=config.prompt_batch_size,
+            )
+        return {**RaveProtocol.warmup_figures(run), **self.evaluate(run)}
+
+    def reference_features(self, run, roles: Roles) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frozen features of the backlit and well-lit training images, kept in ``run.state``."""
+        if "features/backlit" not in run.state:
+            run.state["features/backlit"] = image_features(run, roles.backlit)
+            run.state["features/well_lit"] = image_features(run, roles.well_lit, roles.well_lit_key)
+        return run.state["features/backlit"], run.state["features/well_lit"]
+
+    def cache_outputs(self, run, roles: Roles, round_index: int) -> list[torch.Tensor]:
+        """Features of this round's enhanced training images, newest first, with the earlier ones kept.
+
+        Kept in ``run.state`` (saved with the next checkpoint), so a resumed run ranks the same images.
+        """
+        key = f"outputs/round{round_index}"
+        if key not in run.state:
+            run.state[key] = image_features(run, roles.backlit, enhanced=True)
+        for old in range(1, round_index - self.config.cached_outputs + 1):
+            run.state.pop(f"outputs/round{old}", None)
+        newest = range(round_index, max(0, round_index - self.config.cached_outputs), -1)
+        return [run.state[f"outputs/round{r}"] for r in newest]
+
+    def enhance_objective(self, run):
+        """``clip_weight * L_clip + identity_weight * L_id``; the prompts are frozen, their features computed once."""
+        adapter, config = run.adapter, self.config
+        prompts: dict[str, torch.Tensor] = {}
+
+        def objective(outputs: dict, batch: dict):
+            if "features" not in prompts:
+                with torch.no_grad():
+                    prompts["features"] = adapter.prompt_features()
+            guidance = clip_loss(adapter.embed(outputs["images"]), prompts["features"])
+            identity = adapter.identity(outputs["images"], batch["image"])
+            return config.clip_weight * guidance + config.identity_weight * identity, {
+                "clip": guidance,
+                "identity": identity,
+            }
+
+        return objective
+
+
+def _prompt_init_objective(outputs: dict, batch: dict):
+    loss = torch.nn.functional.cross_entropy(outputs["prompt_logits"], batch["label"])
+    return loss, {"prompt_ce": loss}
+
+
+def _ranking_objective(weight: float, cached: int):
+    def objective(outputs: dict, batch: dict):
+        negative = outputs["prompt_logits"].softmax(dim=-1)[..., 0]
+        loss = ranking_loss(negative, cached)
+        return weight * loss, {"rank": loss}
+
+    return objective
+
+
+def _cycled(features: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` rows of ``features``, repeated from the start when there are fewer."""
+    return features[torch.arange(count) % len(features)]

@@ -1,0 +1,104 @@
+"""Pieces both lit protocols are made of: frozen passes, the identity warm-up with its restart rule, objectives.
+
+Everything goes through the Run API: ``run.fit`` stages (named, resumable), ``run.features`` passes
+and ``run.state`` for what a later stage or a resumed run needs again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from mmadapt import Split
+
+from .config import StageConfig
+from .images import luma_psnr
+from .losses import guidance_loss
+
+#: Training items whose Y-PSNR(input, output) decides the warm-up restart (CLIP-LIT: a 30-iteration mean).
+RESTART_PROBE_ITEMS = 30
+
+
+class FeatureSplit(Split):
+    """Frozen image features as a split: item ``i`` is ``{"features": features[i]}`` (with ``labels[i]``)."""
+
+    def __init__(self, features: torch.Tensor, labels: list[int] | None = None, n_classes: int = 0) -> None:
+        super().__init__(labels if labels is not None else [None] * len(features), n_classes)
+        self.features = features
+
+    def _load(self, i: int) -> dict[str, Any]:
+        return {"features": self.features[i]}
+
+
+def image_features(run, split: Split, key: str = "image", enhanced: bool = False) -> torch.Tensor:
+    """Unit-norm image features (N, D) of ``batch[key]`` over ``split``, of the enhanced images when asked."""
+    adapter = run.adapter
+    adapter.eval()
+
+    def embed(batch: dict) -> dict:
+        images = batch[key]
+        return {"features": adapter.embed(adapter.enhance(images) if enhanced else images)}
+
+    return run.features(split, embed, desc=f"features ({'enhanced ' if enhanced else ''}{key})")["features"]
+
+
+def identity_objective(adapter, weight: float, level_weights: list[float]) -> Callable:
+    """``weight * L_id`` between the network's outputs and its inputs."""
+
+    def objective(outputs: dict, batch: dict):
+        identity = adapter.identity(outputs["images"], batch["image"], level_weights)
+        return weight * identity, {"identity": identity}
+
+    return objective
+
+
+def rave_objective(adapter, guidance_weight: float, identity_weight: float) -> Callable:
+    """RAVE's enhancement loss ``guidance_weight * L_guid + identity_weight * L_id``."""
+
+    def objective(outputs: dict, batch: dict):
+        guidance = guidance_loss(adapter.embed(outputs["images"]), adapter.residual, adapter.residual_target)
+        identity = adapter.identity(outputs["images"], batch["image"])
+        return guidance_weight * guidance + identity_weight * identity, {"guidance": guidance, "identity": identity}
+
+    return objective
+
+
+def warm_up(run, split: Split, config: StageConfig) -> None:
+    """CLIP-LIT's identity warm-up: ``warmup_identity_weight * L_id`` (every level weighted 1) on ``split``.
+
+    With the restart rule on, the first ``restart_check_iterations`` run as stage ``warmup-try<k>``;
+    when the mean Y-PSNR(input, output) of the first training images is then below ``restart_psnr``,
+    the network is re-initialised from a new seed and tried again (at most ``max_restarts`` times).
+    The remaining iterations are stage ``warmup``. The PSNR of each try is kept in ``run.state``.
+    """
+    adapter = run.adapter
+    objective = identity_objective(adapter, config.warmup_identity_weight, [1.0] * len(adapter.levels))
+    fit = dict(groups=["network"], objective=objective, batch_size=config.warmup_batch_size)
+    check = min(config.restart_check_iterations, config.warmup_iterations)
+    tried = 0
+    if check and config.max_restarts:
+        probe = split.subset(range(min(RESTART_PROBE_ITEMS, len(split))))
+        for attempt in range(config.max_restarts + 1):
+            run.fit(split, stage=f"warmup-try{attempt}", iterations=check, **fit)
+            tried = check
+            psnr = mean_identity_psnr(run, probe)
+            run.state[f"warmup/try{attempt}_psnr_y"] = psnr
+            if psnr >= config.restart_psnr or attempt == config.max_restarts:
+                break
+            adapter.reset_network(seed=run.seed * 1000 + attempt + 1)
+    if config.warmup_iterations > tried:
+        run.fit(split, stage="warmup", iterations=config.warmup_iterations - tried, **fit)
+
+
+def mean_identity_psnr(run, split: Split) -> float:
+    """The mean Y-PSNR (dB) of the network's outputs against its inputs over ``split``."""
+    adapter = run.adapter
+    adapter.eval()
+
+    def psnr(batch: dict) -> dict:
+        images = batch["image"]
+        outputs = adapter.enhance(images)
+        return {"psnr": torch.tensor([luma_psnr(out, ref) for out, ref in zip(outputs, images)])}
+
+    return float(run.features(split, psnr, desc="warm-up check")["psnr"].mean())
