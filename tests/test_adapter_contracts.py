@@ -31,6 +31,9 @@ KNOWLEDGE = {"red": "the colour of fire and blood", "green": "the colour of gras
 #: Adapter keys that a backbone needs instead of the defaults. LoRA's default targets are the blocks
 #: of an open_clip ViT: on a ResNet image tower it adapts the text tower, on timm its ``attn.qkv``.
 CONFIG = {("lora", "clip-resnet"): {"tower": "text"}, ("lora", "timm-vit"): {"targets": ["attn.qkv"]}}
+#: Prompt-depth defaults sized for ViT-B/16 (5 of 12 blocks) exceed the tiny towers' two blocks.
+CONFIG.update({(adapter, backbone): {"prompt_layers": 2} for adapter in ("multi-lane", "seq-prompt")
+               for backbone in ("clip-vit", "timm-vit")})
 
 ADAPTERS = PluginManager().load().registry.names("adapter")
 

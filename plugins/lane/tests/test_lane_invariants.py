@@ -14,8 +14,7 @@ def train_task(adapter, index, pixels, targets, steps=3, weight_decay=0.0, lr=0.
     adapter.start_task(index)
     adapter.train()
     objective = build_lane_bce(None, adapter)
-    optimizer = torch.optim.Adam([p for p in adapter.parameters() if p.requires_grad], lr=lr,
-                                 weight_decay=weight_decay)
+    optimizer = torch.optim.Adam([p for p in adapter.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     for _ in range(steps):
         loss, _ = objective(adapter({"image": pixels}), {"label": targets})
         loss.backward()
@@ -30,8 +29,11 @@ def served_logits(adapter, pixels):
         return adapter({"image": pixels})["logits"]
 
 
-@pytest.mark.parametrize("options", [{}, {"summary": "merge"}, {"summary": "full"}, {"drop_and_replace": False}],
-                         ids=["selectors", "merge", "full", "no-drop-and-replace"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"summary": "merge"}, {"summary": "full"}, {"drop_and_replace": False}],
+    ids=["selectors", "merge", "full", "no-drop-and-replace"],
+)
 def test_old_class_logits_are_bit_identical_after_later_tasks(backbone, options):
     adapter = make_adapter(backbone, **options)
     pixels, targets = images(backbone), labels(adapter.task)
@@ -43,8 +45,10 @@ def test_old_class_logits_are_bit_identical_after_later_tasks(backbone, options)
     for later in range(1, len(history)):
         old = slice(0, blocks[later - 1].stop)
         assert torch.equal(history[later][:, old], history[later - 1][:, old]), f"after task {later + 1}"
-        assert not torch.equal(history[later][:, blocks[later].start:blocks[later].stop],
-                               torch.zeros_like(history[later][:, blocks[later].start:blocks[later].stop]))
+        assert not torch.equal(
+            history[later][:, blocks[later].start : blocks[later].stop],
+            torch.zeros_like(history[later][:, blocks[later].start : blocks[later].stop]),
+        )
 
 
 def test_weight_decay_moves_old_lanes(backbone):
@@ -80,14 +84,19 @@ def test_only_the_current_task_gets_gradients(backbone, current):
     block = adapter.class_blocks[current]
     others = [t for t in range(adapter.num_tasks) if t != current]
     rows = torch.ones(adapter.task.n_classes, dtype=torch.bool)
-    rows[block.start:block.stop] = False
+    rows[block.start : block.stop] = False
     assert torch.equal(adapter.selectors.grad[others], torch.zeros_like(adapter.selectors.grad[others]))
     assert torch.equal(adapter.prompts.grad[:, :, others], torch.zeros_like(adapter.prompts.grad[:, :, others]))
     assert torch.equal(adapter.keys.grad[others], torch.zeros_like(adapter.keys.grad[others]))
     assert torch.equal(adapter.head.weight.grad[rows], torch.zeros_like(adapter.head.weight.grad[rows]))
     assert torch.equal(adapter.head.bias.grad[rows], torch.zeros_like(adapter.head.bias.grad[rows]))
-    for grad in (adapter.selectors.grad[current], adapter.prompts.grad[:, :, current], adapter.keys.grad[current],
-                 adapter.head.weight.grad[~rows], adapter.head.bias.grad[~rows]):
+    for grad in (
+        adapter.selectors.grad[current],
+        adapter.prompts.grad[:, :, current],
+        adapter.keys.grad[current],
+        adapter.head.weight.grad[~rows],
+        adapter.head.bias.grad[~rows],
+    ):
         assert grad.abs().sum() > 0
 
 
@@ -113,28 +122,29 @@ def test_nothing_but_parameters_is_saved(backbone):
     assert set(adapter.trainable_state_dict()) == {"selectors", "prompts", "keys", "head.weight", "head.bias"}
 
 
-def vit_b16(tasks, classes):
-    """A randomly initialised ViT-B/16 (timm, no download) and a task of ``classes`` in ``tasks`` equal blocks."""
-    import timm
-    from mmadapt import TimmBackbone
+@pytest.fixture(scope="module")
+def vit_b16():
+    """A randomly initialised ViT-B/16 (timm, no download)."""
+    from mmadapt_lane.bench import random_vit
 
-    torch.manual_seed(0)
-    backbone = TimmBackbone(timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0))
-    return backbone, incremental_task([classes // tasks] * tasks)
+    return random_vit("vit_base_patch16_224")
 
 
-@pytest.mark.parametrize(("tasks", "classes", "tokens", "layers", "per_task", "slices", "head"), [
-    (5, 20, 10, 5, 84_480, 422_400, 15_380),  # VOC
-    (8, 80, 20, 5, 168_960, 1_351_680, 61_520),  # COCO B0-C10
-    (10, 200, 20, 12, 384_000, 3_840_000, 153_800),  # ImageNet-R
-    (10, 100, 20, 5, 168_960, 1_689_600, 76_900),  # CIFAR-100
-])
-def test_parameter_counts_at_vit_b16_width(tasks, classes, tokens, layers, per_task, slices, head):
-    backbone, task = vit_b16(tasks, classes)
+@pytest.mark.parametrize(
+    ("tasks", "classes", "tokens", "layers", "per_task", "slices", "head"),
+    [
+        (5, 20, 10, 5, 84_480, 422_400, 15_380),  # VOC
+        (8, 80, 20, 5, 168_960, 1_351_680, 61_520),  # COCO B0-C10
+        (10, 200, 20, 12, 384_000, 3_840_000, 153_800),  # ImageNet-R
+        (10, 100, 20, 5, 168_960, 1_689_600, 76_900),  # CIFAR-100
+    ],
+)
+def test_parameter_counts_at_vit_b16_width(vit_b16, tasks, classes, tokens, layers, per_task, slices, head):
     from mmadapt_lane import plugin
 
     config = plugin.MultiLaneConfig(num_selectors=tokens, prompt_length=tokens, prompt_layers=layers)
-    counts = plugin.build_multi_lane(config, backbone, task).parameter_counts()
+    task = incremental_task([classes // tasks] * tasks)
+    counts = plugin.build_multi_lane(config, vit_b16, task).parameter_counts()
     assert (counts["per_task"], counts["head"]) == (per_task, head)
     assert counts["trainable"] == slices + head
 

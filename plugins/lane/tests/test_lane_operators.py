@@ -33,8 +33,9 @@ def test_selector_aggregation_equals_the_loop():
     generator = torch.Generator().manual_seed(0)
     selectors = torch.randn(2, 3, 8, generator=generator, dtype=torch.float64)
     frozen = torch.randn(2, 5, 8, generator=generator, dtype=torch.float64)
-    torch.testing.assert_close(selector_summaries(selectors, frozen), naive_summaries(selectors, frozen),
-                               atol=ATOL, rtol=0)
+    torch.testing.assert_close(
+        selector_summaries(selectors, frozen), naive_summaries(selectors, frozen), atol=ATOL, rtol=0
+    )
 
 
 def block_weights(block):
@@ -44,12 +45,12 @@ def block_weights(block):
         attn = inner.attn
         w, b = attn.in_proj_weight, attn.in_proj_bias
         width = w.shape[1]
-        parts = (w[:width], b[:width], w[width:2 * width], b[width:2 * width], w[2 * width:], b[2 * width:])
+        parts = (w[:width], b[:width], w[width : 2 * width], b[width : 2 * width], w[2 * width :], b[2 * width :])
         return inner.ln_1, parts, (attn.out_proj.weight, attn.out_proj.bias), attn.num_heads
     attn = inner.attn
     w, b = attn.qkv.weight, attn.qkv.bias
     width = w.shape[1]
-    parts = (w[:width], b[:width], w[width:2 * width], b[width:2 * width], w[2 * width:], b[2 * width:])
+    parts = (w[:width], b[:width], w[width : 2 * width], b[width : 2 * width], w[2 * width :], b[2 * width :])
     return inner.norm1, parts, (attn.proj.weight, attn.proj.bias), attn.num_heads
 
 
@@ -108,8 +109,9 @@ def test_a_lane_block_equals_the_loop(double_backbone):
     frozen = torch.randn(2, 7, width, generator=generator, dtype=torch.float64)
     prefix = tuple(torch.randn(1, 3, width, generator=generator, dtype=torch.float64) for _ in range(2))
     context = block.norm1(frozen)
-    torch.testing.assert_close(lane_block(block, lane, context, prefix), naive_lane_block(block, lane, context, prefix),
-                               atol=ATOL, rtol=0)
+    torch.testing.assert_close(
+        lane_block(block, lane, context, prefix), naive_lane_block(block, lane, context, prefix), atol=ATOL, rtol=0
+    )
 
 
 class WithoutFeedForward:

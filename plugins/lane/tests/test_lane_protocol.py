@@ -24,25 +24,43 @@ def lane_recipe(**sections):
         "adapter": {"name": "multi-lane", "num_selectors": 4, "prompt_length": 4, "prompt_layers": 2},
         "objective": {"name": "lane-bce"},
         "protocol": {"name": "class-incremental", "split": "B0-C3"},
-        "train": {"epochs": 1, "batch_size": 16, "optimizer": "adam", "lr": 0.01, "weight_decay": 0,
-                  "precision": "fp32", "log_every": 1},
+        "train": {
+            "epochs": 1,
+            "batch_size": 16,
+            "optimizer": "adam",
+            "lr": 0.01,
+            "weight_decay": 0,
+            "precision": "fp32",
+            "log_every": 1,
+        },
     }
     for key, value in sections.items():
         recipe[key] = {**recipe[key], **value} if isinstance(value, dict) else value
     return recipe
 
 
-@pytest.mark.parametrize(("spec", "classes", "sizes"), [
-    ("B0-C10", 80, [10] * 8), ("B40-C10", 80, [40] + [10] * 4), ("B0-C4", 20, [4] * 5),
-    ("B10-C2", 20, [10] + [2] * 5), ("B0-C3", 12, [3] * 4),
-])
+@pytest.mark.parametrize(
+    ("spec", "classes", "sizes"),
+    [
+        ("B0-C10", 80, [10] * 8),
+        ("B40-C10", 80, [40] + [10] * 4),
+        ("B0-C4", 20, [4] * 5),
+        ("B10-C2", 20, [10] + [2] * 5),
+        ("B0-C3", 12, [3] * 4),
+    ],
+)
 def test_split_specs_cut_the_papers_tasks(spec, classes, sizes):
     assert task_sizes(spec, classes, "data") == sizes
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("B0-C7", "not a multiple of C=7"), ("B30-C10", "first task would need 30"), ("B12-C3", "single task"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("B0-C7", "not a multiple of C=7"),
+        ("B30-C10", "first task would need 30"),
+        ("B12-C3", "single task"),
+    ],
+)
 def test_a_split_that_does_not_fit_is_refused(spec, message):
     with pytest.raises(UserError, match=message):
         task_sizes(spec, 12, "shapes/multilabel")
@@ -80,16 +98,26 @@ def run_cli(recipe, tmp_path, capsys, *overrides):
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    (["protocol.split=B0-C5"], "protocol.split B0-C5 does not fit the 12 classes of shapes/multilabel"),
-    (["protocol.class_order=given", "protocol.classes=[circle,sqare,star]"],
-     "protocol.classes names 1 unknown class(es): 'sqare' (did you mean 'square'?)"),
-    (["data.task=shape"], "protocol class-incremental needs a multi-label dataset, but shapes/shape is single-label"),
-    (["train.weight_decay=0.0005"], "train.weight_decay is 0.0005, but protocol class-incremental needs 0"),
-    (["train.param_groups={head: {weight_decay: 0.01}}"], "train.param_groups.head.weight_decay is 0.01"),
-    (["adapter={name: linear-probe}", "objective.name=bce"],
-     "protocol class-incremental needs an adapter that is told when each task starts and ends"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["protocol.split=B0-C5"], "protocol.split B0-C5 does not fit the 12 classes of shapes/multilabel"),
+        (
+            ["protocol.class_order=given", "protocol.classes=[circle,sqare,star]"],
+            "protocol.classes names 1 unknown class(es): 'sqare' (did you mean 'square'?)",
+        ),
+        (
+            ["data.task=shape"],
+            "protocol class-incremental needs a multi-label dataset, but shapes/shape is single-label",
+        ),
+        (["train.weight_decay=0.0005"], "train.weight_decay is 0.0005, but protocol class-incremental needs 0"),
+        (["train.param_groups={head: {weight_decay: 0.01}}"], "train.param_groups.head.weight_decay is 0.01"),
+        (
+            ["adapter={name: linear-probe}", "objective.name=bce"],
+            "protocol class-incremental needs an adapter that is told when each task starts and ends",
+        ),
+    ],
+)
 def test_bad_input_is_one_clear_error(tiny_plugin, tmp_path, capsys, overrides, message):
     recipe = lane_recipe()
     if overrides[0].startswith("adapter="):
@@ -106,8 +134,12 @@ def test_a_run_reports_every_task_and_writes_its_figure(tiny_plugin, tmp_path):
     metrics = summary["metrics"]
     run_dir = tmp_path / "run"
     results = json.loads((run_dir / "class_incremental.json").read_text())
-    assert results["tasks"] == [["arrow", "circle", "crescent"], ["cross", "diamond", "heart"],
-                                ["hexagon", "pentagon", "ring"], ["square", "star", "triangle"]]
+    assert results["tasks"] == [
+        ["arrow", "circle", "crescent"],
+        ["cross", "diamond", "heart"],
+        ["hexagon", "pentagon", "ring"],
+        ["square", "star", "triangle"],
+    ]
     matrix = results["matrix"]
     assert [[v is None for v in row] for row in matrix] == [[j > i for j in range(4)] for i in range(4)]
     for i in range(4):

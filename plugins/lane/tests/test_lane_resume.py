@@ -26,8 +26,13 @@ def entry_point_dist(root: Path, dist: str, name: str, target: str) -> None:
 
 def adapt(args, site: Path, **env):
     path = os.pathsep.join([str(site), str(TESTS), os.environ.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "mmadapt", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", **env})
+    return subprocess.run(
+        [sys.executable, "-m", "mmadapt", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", **env},
+    )
 
 
 @pytest.mark.slow
@@ -53,5 +58,6 @@ def test_a_run_killed_during_task_3_resumes_to_the_same_metrics(tmp_path):
     got = json.loads((tmp_path / "killed" / "summary.json").read_text())
     for key in ("metrics", "steps", "params"):
         assert got[key] == expected[key], key
-    assert json.loads((tmp_path / "killed" / "class_incremental.json").read_text()) == \
-        json.loads((tmp_path / "full" / "class_incremental.json").read_text())
+    assert json.loads((tmp_path / "killed" / "class_incremental.json").read_text()) == json.loads(
+        (tmp_path / "full" / "class_incremental.json").read_text()
+    )

@@ -37,8 +37,10 @@ def analytic_macs(tokens: int, width: int, depth: int, selectors: int, prompts: 
         return 12 * n * width * width + 2 * n * keys * width
 
     frozen = depth * block(tokens, tokens)
-    lane = sum(block(1 + selectors, 1 + selectors + (prompts if i < prompt_layers else 0))
-               + 2 * selectors * tokens * width for i in range(depth))
+    lane = sum(
+        block(1 + selectors, 1 + selectors + (prompts if i < prompt_layers else 0)) + 2 * selectors * tokens * width
+        for i in range(depth)
+    )
     full = sum(block(tokens, tokens + (prompts if i < prompt_layers else 0)) for i in range(depth))
     return {"frozen": frozen, "lane": lane, "full": full}
 
@@ -68,22 +70,33 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def build_lanes(args: argparse.Namespace):
-    """The backbone, the image tokens, each block's LN1 context, and the two lanes as callables."""
+def random_vit(arch: str):
+    """A timm ViT ``arch`` with random weights (no download) behind the Backbone contract."""
     import timm
     import torch
     from mmadapt import TimmBackbone
+
+    torch.manual_seed(0)
+    print(f"building {arch} with random weights ...", flush=True)
+    return TimmBackbone(timm.create_model(arch, pretrained=False, num_classes=0), name=f"timm {arch}")
+
+
+def build_lanes(args: argparse.Namespace, backbone=None):
+    """The backbone (``args.arch`` unless given), the image tokens, and the frozen stream, the summarised
+    lane and the full-token lane as callables."""
+    import torch
 
     from .config import MultiLaneConfig
     from .multilane import MultiLane
     from .tasks import IncrementalTask
 
-    torch.manual_seed(0)
-    print(f"building {args.arch} with random weights ...", flush=True)
-    backbone = TimmBackbone(timm.create_model(args.arch, pretrained=False, num_classes=0), name=f"timm {args.arch}")
+    backbone = backbone or random_vit(args.arch)
     task = IncrementalTask([f"class{i}" for i in range(10)], kind="multi-label", task_sizes=[5, 5])
-    options = {"num_selectors": args.selectors, "prompt_length": args.prompt_length,
-               "prompt_layers": args.prompt_layers}
+    options = {
+        "num_selectors": args.selectors,
+        "prompt_length": args.prompt_length,
+        "prompt_layers": args.prompt_layers,
+    }
     summarised = MultiLane(MultiLaneConfig(**options), backbone, task).eval()
     full = MultiLane(MultiLaneConfig(**options, summary="full"), backbone, task).eval()
     size = backbone.preprocessing.size
@@ -133,18 +146,22 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         for name, fn in (("frozen", frozen_stream), ("lane", summarised_lane), ("full", full_lane)):
             measured[name] = counted_macs(fn) / per_image
             seconds[name] = median_seconds(fn, args.repeats)
-    print(f"\n{args.arch}, {tokens.shape[1]} tokens of width {width}, {depth} blocks; S={args.selectors}, "
-          f"P={args.prompt_length}, L_p={args.prompt_layers}; batch {args.batch_size}, {torch.get_num_threads()} "
-          "thread(s); GMACs per image")
+    print(
+        f"\n{args.arch}, {tokens.shape[1]} tokens of width {width}, {depth} blocks; S={args.selectors}, "
+        f"P={args.prompt_length}, L_p={args.prompt_layers}; batch {args.batch_size}, {torch.get_num_threads()} "
+        "thread(s); GMACs per image"
+    )
     print(f"{'':26}{'measured':>10}{'analytic':>10}{'time (ms)':>11}")
     for name, label in (("frozen", "frozen stream"), ("lane", "summarised lane"), ("full", "full-token lane")):
         print(f"{label:26}{measured[name] / 1e9:10.3f}{analytic[name] / 1e9:10.3f}{seconds[name] * 1e3:11.1f}")
     print(f"\n{'tasks':>5}{'summarised GMACs':>18}{'full-token GMACs':>18}{'summarised ms':>15}{'full-token ms':>15}")
     for count in tasks:
-        print(f"{count:5d}{(measured['frozen'] + count * measured['lane']) / 1e9:18.2f}"
-              f"{(measured['frozen'] + count * measured['full']) / 1e9:18.2f}"
-              f"{(seconds['frozen'] + count * seconds['lane']) * 1e3:15.1f}"
-              f"{(seconds['frozen'] + count * seconds['full']) * 1e3:15.1f}")
+        print(
+            f"{count:5d}{(measured['frozen'] + count * measured['lane']) / 1e9:18.2f}"
+            f"{(measured['frozen'] + count * measured['full']) / 1e9:18.2f}"
+            f"{(seconds['frozen'] + count * seconds['lane']) * 1e3:15.1f}"
+            f"{(seconds['frozen'] + count * seconds['full']) * 1e3:15.1f}"
+        )
     print("(the frozen stream plus T lanes, from the measured parts)")
     return {
         "full / summarised MACs": measured["full"] / measured["lane"],

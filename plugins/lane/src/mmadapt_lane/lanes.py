@@ -54,8 +54,15 @@ def merged_tokens(frozen: torch.Tensor, count: int) -> torch.Tensor:
     return tokens
 
 
-def lane_block(block, lane: torch.Tensor, context: torch.Tensor, prefix, summary: str = "selectors",
-               count: int = 0, drop_and_replace: bool = True) -> torch.Tensor:
+def lane_block(
+    block,
+    lane: torch.Tensor,
+    context: torch.Tensor,
+    prefix,
+    summary: str = "selectors",
+    count: int = 0,
+    drop_and_replace: bool = True,
+) -> torch.Tensor:
     """One frozen block on a lane ``(B, 1 + S, width)``; ``context`` (B, N, width) is ``norm1`` of the
     block's frozen input, detached.
 
@@ -65,10 +72,7 @@ def lane_block(block, lane: torch.Tensor, context: torch.Tensor, prefix, summary
     ``drop_and_replace`` only the class token keeps its attention output.
     """
     normed = block.norm1(lane)
-    if summary == "merge":
-        summaries = merged_tokens(context, count)
-    else:
-        summaries = selector_summaries(normed[:, 1:], context)
+    summaries = merged_tokens(context, count) if summary == "merge" else selector_summaries(normed[:, 1:], context)
     attended = block.attention(torch.cat([normed[:, :1], summaries], dim=1), prefix)
     if summary == "merge":
         branch = attended[:, :1]

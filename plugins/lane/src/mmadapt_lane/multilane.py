@@ -41,10 +41,14 @@ class MultiLane(IncrementalAdapter):
         self.prompted_layers = config.prompt_layers if config.prompt_length else 0
         if self.prompted_layers:
             # (L_p, keys/values, T, P, width): width is heads x head_dim, as the prefix contract takes it.
-            self.prompts = nn.Parameter(torch.stack([
-                torch.stack([_orthogonal(tasks, config.prompt_length, width) for _ in range(2)])
-                for _ in range(self.prompted_layers)
-            ]))
+            self.prompts = nn.Parameter(
+                torch.stack(
+                    [
+                        torch.stack([_orthogonal(tasks, config.prompt_length, width) for _ in range(2)])
+                        for _ in range(self.prompted_layers)
+                    ]
+                )
+            )
         if config.inference == "task":
             self.keys = nn.Parameter(_orthogonal(1, tasks, width)[0])
         self.head = nn.Linear(width, task.n_classes)
@@ -76,8 +80,11 @@ class MultiLane(IncrementalAdapter):
     def parameter_counts(self) -> dict[str, int]:
         """``trainable``, ``total``, ``per_task`` (one lane's slices) and ``head``."""
         lanes = sum(p.numel() for p in self.parameter_groups()["lanes"])
-        return {**super().parameter_counts(), "per_task": lanes // self.num_tasks,
-                "head": sum(p.numel() for p in self.head.parameters())}
+        return {
+            **super().parameter_counts(),
+            "per_task": lanes // self.num_tasks,
+            "head": sum(p.numel() for p in self.head.parameters()),
+        }
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Logits ``(B, n_classes)``: the current lane while training a task, every seen lane otherwise."""
@@ -93,14 +100,16 @@ class MultiLane(IncrementalAdapter):
             streams = [self._lane_input(group, len(pixels), frozen.dtype) for group in groups]
         for index, block in enumerate(blocks):
             context = block.norm1(frozen).detach() if self.config.summary != "full" else None
-            streams = [self._block(block, index, stream, context, group, len(pixels))
-                       for stream, group in zip(streams, groups)]
+            streams = [
+                self._block(block, index, stream, context, group, len(pixels)) for stream, group in zip(streams, groups)
+            ]
             needs_frozen = self.config.summary != "full" or self.config.inference == "task"
             if needs_frozen and (index + 1 < len(blocks) or self.config.inference == "task"):
                 with torch.no_grad():
                     frozen = block(frozen)
-        lane_logits = torch.cat([self._logits(stream).view(len(group), len(pixels), -1)
-                                 for stream, group in zip(streams, groups)])
+        lane_logits = torch.cat(
+            [self._logits(stream).view(len(group), len(pixels), -1) for stream, group in zip(streams, groups)]
+        )
         outputs: dict[str, torch.Tensor] = {}
         if self.config.inference == "task":
             query = F.normalize(self.backbone.vision_final_norm(frozen[:, :1])[:, 0], dim=-1).detach()
@@ -135,8 +144,9 @@ class MultiLane(IncrementalAdapter):
             return block(stream, prefix)
         if len(group) > 1:
             context = context.repeat(len(group), 1, 1)  # lane-major, as the streams
-        return lane_block(block, stream, context, prefix, self.config.summary, self.config.num_selectors,
-                          self.config.drop_and_replace)
+        return lane_block(
+            block, stream, context, prefix, self.config.summary, self.config.num_selectors, self.config.drop_and_replace
+        )
 
     def _logits(self, stream: torch.Tensor) -> torch.Tensor:
         """Head logits (lanes * B, n_classes) of the lanes' class tokens after the final norm."""

@@ -7,8 +7,9 @@ from pathlib import Path
 from mmadapt import UserError
 
 
-def draw_map_per_task(path: Path, curves: dict[str, list[float]], title: str,
-                      spreads: dict[str, list[float]] | None = None) -> Path:
+def draw_map_per_task(
+    path: Path, curves: dict[str, list[float]], title: str, spreads: dict[str, list[float]] | None = None
+) -> Path:
     """Draw one line per method (mAP after task 1, 2, ...; optional ± spread bands) into ``path`` (.png).
 
     A ``UserError`` when matplotlib is missing.

@@ -68,30 +68,51 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
 @hookimpl
 def register_protocols(register: Callable[..., None]) -> None:
     """Register ``class-incremental`` and ``joint``."""
-    register("class-incremental", build_class_incremental, ClassIncrementalConfig,
-             "multi-label class-incremental tasks from a class order and a B<b>-C<c> split; mAP over seen classes")
-    register("joint", build_joint, JointConfig,
-             "the class-incremental split's classes trained all at once: the upper bound")
+    register(
+        "class-incremental",
+        build_class_incremental,
+        ClassIncrementalConfig,
+        "multi-label class-incremental tasks from a class order and a B<b>-C<c> split; mAP over seen classes",
+    )
+    register(
+        "joint", build_joint, JointConfig, "the class-incremental split's classes trained all at once: the upper bound"
+    )
 
 
 @hookimpl
 def register_adapters(register: Callable[..., None]) -> None:
     """Register ``multi-lane`` and ``seq-prompt``."""
-    register("multi-lane", build_multi_lane, MultiLaneConfig,
-             "MULTI-LANE: per-task lanes over summarised patch tokens of a frozen ViT (CoLLAs 2024)")
-    register("seq-prompt", build_seq_prompt, SeqPromptConfig,
-             "one key/value prompt of a frozen ViT fine-tuned task after task (class-incremental baseline)")
+    register(
+        "multi-lane",
+        build_multi_lane,
+        MultiLaneConfig,
+        "MULTI-LANE: per-task lanes over summarised patch tokens of a frozen ViT (CoLLAs 2024)",
+    )
+    register(
+        "seq-prompt",
+        build_seq_prompt,
+        SeqPromptConfig,
+        "one key/value prompt of a frozen ViT fine-tuned task after task (class-incremental baseline)",
+    )
 
 
 @hookimpl
 def register_objectives(register: Callable[..., None]) -> None:
     """Register ``lane-bce``."""
-    register("lane-bce", build_lane_bce, LaneBceConfig,
-             "binary cross-entropy on the current task's classes only (logits and targets of others set to 0)")
+    register(
+        "lane-bce",
+        build_lane_bce,
+        LaneBceConfig,
+        "binary cross-entropy on the current task's classes only (logits and targets of others set to 0)",
+    )
 
 
 @hookimpl
 def register_benchmarks(register: Callable[..., None]) -> None:
     """Register ``lane``: ``adapt bench lane`` measures one summarised lane against a full-token lane."""
-    register("lane", _bench, "MACs and time of one summarised MULTI-LANE lane vs a full-token lane; cost vs tasks",
-             add_arguments=_bench_arguments)
+    register(
+        "lane",
+        _bench,
+        "MACs and time of one summarised MULTI-LANE lane vs a full-token lane; cost vs tasks",
+        add_arguments=_bench_arguments,
+    )

@@ -72,12 +72,15 @@ class ClassIncremental(Protocol):
     def _write(self, run: Run, evaluations: dict[str, dict[str, float]], metrics: dict[str, float]) -> None:
         classnames = run.bundle.task.classnames
         maps = [evaluations[f"after_task{i}"]["map"] for i in range(1, len(self.blocks) + 1)]
-        run.run_dir.write_json(RESULTS, {
-            "tasks": [[classnames[c] for c in block] for block in self.blocks],
-            "map": maps,
-            "matrix": task_matrix(evaluations, len(self.blocks)),
-            "metrics": metrics,
-        })
+        run.run_dir.write_json(
+            RESULTS,
+            {
+                "tasks": [[classnames[c] for c in block] for block in self.blocks],
+                "map": maps,
+                "matrix": task_matrix(evaluations, len(self.blocks)),
+                "metrics": metrics,
+            },
+        )
         try:
             draw_map_per_task(run.run_dir.path / FIGURE, {run.recipe.adapter.name: maps}, run.recipe.name)
         except UserError as error:  # matplotlib missing: the numbers are written, the figure is not
@@ -122,8 +125,13 @@ def task_split(train: Split, block: range) -> Split:
 def check_weight_decay(train: Any) -> None:
     """Refuse weight decay: it moves the slices and head rows of old tasks, which must stay fixed."""
     decays = {"train.weight_decay": train.weight_decay}
-    decays.update({f"train.param_groups.{name}.weight_decay": group["weight_decay"]
-                   for name, group in train.param_groups.items() if "weight_decay" in group})
+    decays.update(
+        {
+            f"train.param_groups.{name}.weight_decay": group["weight_decay"]
+            for name, group in train.param_groups.items()
+            if "weight_decay" in group
+        }
+    )
     for key, value in decays.items():
         if value != 0:
             raise UserError(

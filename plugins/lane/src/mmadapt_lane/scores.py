@@ -70,8 +70,11 @@ def summary_metrics(evaluations: dict[str, dict[str, float]], tasks: int) -> dic
     last task), ``average/map`` (the mean over tasks of the mAP over seen classes) and
     ``final/forgetting``.
     """
-    metrics = {f"after_task{i}/{name}": value
-               for i in range(1, tasks + 1) for name, value in evaluations[f"after_task{i}"].items()}
+    metrics = {
+        f"after_task{i}/{name}": value
+        for i in range(1, tasks + 1)
+        for name, value in evaluations[f"after_task{i}"].items()
+    }
     final = evaluations[f"after_task{tasks}"]
     metrics.update({f"final/{name}": final[name] for name in ("map", "cf1", "of1")})
     metrics["average/map"] = statistics.fmean(evaluations[f"after_task{i}"]["map"] for i in range(1, tasks + 1))

@@ -46,8 +46,8 @@ def task_sizes(spec: str, n_classes: int, dataset: str) -> list[int]:
     rest = n_classes - first
     if rest % increment:
         raise UserError(
-            f"{where}: after the first task's {first} the remaining {rest} classes are not a multiple of C={increment}; "
-            f"choose B and C with B + k*C = {n_classes}"
+            f"{where}: after the first task's {first}, the remaining {rest} classes are not a multiple of "
+            f"C={increment}; choose B and C with B + k*C = {n_classes}"
         )
     sizes = [first] + [increment] * (rest // increment)
     if len(sizes) < 2:
