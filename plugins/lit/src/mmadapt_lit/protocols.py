@@ -67,7 +67,7 @@ class LitProtocol(Protocol):
         return metrics
 
     def guidance_figures(self, run, test: Split) -> dict[str, float]:
-        """cos(Φ(input), v_res) and cos(Φ(output), v_res) on the test inputs, t, and the inputs' PSNR."""
+        """cos(Φ(x), v_res) of test inputs, outputs (and targets), t, p_pos of the prompts, the inputs' scores."""
         adapter = run.adapter
         adapter.eval()
         residual = run.state.get("residual/vector")
@@ -77,7 +77,10 @@ class LitProtocol(Protocol):
             images = batch["image"]
             outputs = adapter.enhance(images)
             found = {}
-            for name, pictures in (("input", images), ("output", outputs)):
+            shown = [("input", images), ("output", outputs)] + (
+                [("target", batch["target"])] if "target" in batch else []
+            )
+            for name, pictures in shown:
                 features = adapter.embed(pictures)
                 if residual is not None:
                     found[f"cos_{name}"] = features @ residual.to(features)

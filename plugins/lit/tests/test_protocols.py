@@ -1,0 +1,160 @@
+"""The rave and clip-lit protocols end to end on small ShapesWorld pairs: stages, state, figures, the grid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import shapes_recipe
+from mmadapt import hookimpl
+from mmadapt.testing import run_recipe
+from PIL import Image
+from safetensors.torch import load_file
+
+
+class TowerWatch:
+    """Keeps a copy of the backbone's tensors when a run ends."""
+
+    def __init__(self):
+        self.tower = None
+
+    @hookimpl
+    def on_run_end(self, run, summary):
+        self.tower = {k: v.clone() for k, v in run.adapter.backbone.state_dict().items()}
+
+
+def stage_weights(run_dir, stage):
+    """The adapter tensors of a stage's final checkpoint."""
+    folders = sorted((run_dir / "checkpoints").glob(f"{stage}-epoch*"))
+    return load_file(str(folders[-1] / "adapter.safetensors"))
+
+
+def test_rave_computes_the_residual_once_and_reports_before_and_after(rave_run):
+    summary = json.loads((rave_run / "summary.json").read_text())
+    metrics = summary["metrics"]
+    for key in (
+        "test/psnr",
+        "test/psnr_y",
+        "test/ssim",
+        "test/mean_luminance",
+        "test/under_exposed",
+        "test/over_exposed",
+        "test/cos_input",
+        "test/cos_output",
+        "test/cos_target",
+        "test/input_psnr",
+        "test/input_psnr_y",
+        "test/input_ssim",
+        "test/residual_target",
+        "warmup/try0_psnr_y",
+    ):
+        assert key in metrics, key
+    assert summary["params"]["trainable"] == 10_561
+    # The well-lit targets lie further along v_res than the backlit inputs: that is what v_res is.
+    assert metrics["test/cos_target"] > metrics["test/cos_input"]
+    grid = Image.open(rave_run / "before-after.png")
+    assert grid.height > 3 * 100 and grid.width > 3 * 100  # 3 rows of input, output, target
+    folder = next((rave_run / "checkpoints").glob("enhance-epoch*"))
+    state = load_file(str(folder / "protocol_state.safetensors"))
+    torch.testing.assert_close(state["residual/vector"].norm(), torch.tensor(1.0))
+    assert float(state["residual/target"]) == pytest.approx(metrics["test/residual_target"])
+
+
+def test_clip_lit_stages_train_only_their_group_and_leave_the_tower_bit_identical(
+    tmp_path, register_plugin, shapes_clip
+):
+    watch = TowerWatch()
+    register_plugin(watch, "tower-watch")
+    recipe = shapes_recipe(
+        {"name": "clip-lit"},
+        {
+            "name": "clip-lit",
+            "prompt_init_iterations": 30,
+            "prompt_init_batch_size": 16,
+            "rounds": 2,
+            "prompt_iterations": 4,
+            "prompt_batch_size": 4,
+        },
+    )
+    summary = run_recipe(recipe, tmp_path)
+    run_dir = tmp_path / "run"
+    init, warmup = stage_weights(run_dir, "prompt-init"), stage_weights(run_dir, "warmup")
+    enhanced, refined = stage_weights(run_dir, "round1-enhance"), stage_weights(run_dir, "round1-prompts")
+    network = [k for k in init if k.startswith("network.")]
+    assert torch.equal(init["prompts"], warmup["prompts"])
+    assert not all(torch.equal(init[k], warmup[k]) for k in network)
+    assert all(torch.equal(enhanced[k], refined[k]) for k in network)
+    assert not torch.equal(enhanced["prompts"], refined["prompts"])
+    reference = shapes_clip.state_dict()
+    assert watch.tower.keys() == reference.keys()
+    assert all(torch.equal(watch.tower[k], reference[k]) for k in reference)
+    assert {"test/p_pos_input", "test/p_pos_output", "test/p_pos_target"} <= set(summary["metrics"])
+
+
+def test_after_prompt_initialisation_well_lit_images_score_higher_on_the_positive_prompt(tmp_path, shapes_clip):
+    from mmadapt import Task
+    from mmadapt_lit import plugin
+
+    recipe = shapes_recipe(
+        {"name": "clip-lit-latent"},
+        {
+            "name": "clip-lit",
+            "prompt_init_iterations": 60,
+            "prompt_init_batch_size": 16,
+            "rounds": 1,
+            "enhance_iterations": 1,
+            "prompt_iterations": 1,
+        },
+    )
+    recipe["train"]["param_groups"] = {"prompts": {"lr": 0.05}}  # randn vectors of norm ~11 need large steps
+    run_recipe(recipe, tmp_path)
+    adapter = plugin.build_clip_lit_latent(
+        plugin.ClipLitLatentConfig(network="zero-dce++"), shapes_clip, Task([], kind="image-to-image")
+    )
+    adapter.load_trainable_state_dict(stage_weights(tmp_path / "run", "prompt-init"))
+    bundle = recipe_bundle(recipe)
+    items = [bundle.split("test")[i] for i in range(8)]
+    with torch.no_grad():
+        prompts = adapter.prompt_features()
+        backlit = adapter.embed(torch.stack([item["image"] for item in items]))
+        well_lit = adapter.embed(torch.stack([item["target"] for item in items]))
+    p_backlit = (100 * backlit @ prompts.t()).softmax(-1)[:, 1]
+    p_well_lit = (100 * well_lit @ prompts.t()).softmax(-1)[:, 1]
+    assert float(p_well_lit.mean()) > float(p_backlit.mean()) + 0.2
+
+
+def recipe_bundle(recipe):
+    from mmadapt import validate_section
+
+    return validate_section("dataset", recipe["data"], where="data").build()
+
+
+def test_the_warm_up_restart_rule_reinitialises_and_tries_again(tmp_path):
+    recipe = shapes_recipe(
+        {"name": "rave"},
+        {
+            "name": "rave",
+            "restart_psnr": 200.0,
+            "max_restarts": 2,
+            "warmup_iterations": 3,
+            "restart_check_iterations": 1,
+            "enhance_iterations": 1,
+        },
+    )
+    metrics = run_recipe(recipe, tmp_path)["metrics"]
+    tries = [metrics[f"warmup/try{k}_psnr_y"] for k in range(3)]
+    assert "warmup/try3_psnr_y" not in metrics
+    assert len(set(tries)) == 3  # a fresh network each time
+    stages = {p.name.rsplit("-epoch", 1)[0] for p in (tmp_path / "run" / "checkpoints").iterdir()}
+    assert {"warmup-try0", "warmup-try1", "warmup-try2", "warmup", "enhance"} <= stages
+
+
+@pytest.mark.slow
+def test_the_identity_warm_up_of_the_clip_lit_network_keeps_the_input(tmp_path):
+    recipe = shapes_recipe(
+        {"name": "rave", "network": "clip-lit-net"},
+        {"name": "rave", "warmup_iterations": 6, "restart_check_iterations": 6, "enhance_iterations": 1},
+    )
+    metrics = run_recipe(recipe, tmp_path)["metrics"]
+    assert metrics["warmup/try0_psnr_y"] >= 30.0

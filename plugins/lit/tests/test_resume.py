@@ -1,0 +1,68 @@
+"""A clip-lit run killed inside an enhancement round resumes to the metrics of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import shapes_recipe
+from omegaconf import OmegaConf
+
+
+def killer_site(root: Path) -> Path:
+    """A folder for PYTHONPATH whose dist-info makes ``lit_killer`` an mmadapt plugin."""
+    site = root / "site"
+    info = site / "mmadapt_testing_lit_killer-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mmadapt-testing-lit-killer\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[mmadapt]\nkiller = lit_killer\n")
+    return site
+
+
+def adapt(args: list[str], site: Path, **env: str) -> subprocess.CompletedProcess:
+    path = os.pathsep.join([str(site), str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    full_env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1", **env)
+    return subprocess.run(
+        [sys.executable, "-m", "mmadapt", *args], capture_output=True, text=True, env=full_env, timeout=600
+    )
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_an_enhancement_round_resumes_to_the_same_metrics(tmp_path):
+    # 24 training pairs in batches of 4: 6 steps an epoch, so round 1's 12 enhancement steps take 2 epochs.
+    recipe = shapes_recipe(
+        {"name": "clip-lit-latent"},
+        {
+            "name": "clip-lit",
+            "prompt_init_iterations": 6,
+            "prompt_init_batch_size": 16,
+            "rounds": 2,
+            "enhance_iterations": 12,
+            "prompt_iterations": 3,
+            "prompt_batch_size": 8,
+        },
+    )
+    recipe_file = tmp_path / "recipe.yaml"
+    OmegaConf.save(OmegaConf.create(recipe), recipe_file)
+    site = killer_site(tmp_path)
+    full = adapt(["run", str(recipe_file), "--output-dir", str(tmp_path / "full")], site)
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    killed = adapt(
+        ["run", str(recipe_file), "--output-dir", str(tmp_path / "killed")], site, KILL_AFTER="round1-enhance-epoch0001"
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    written = {p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()}
+    assert "round1-enhance-epoch0001" in written and "round1-enhance-epoch0002" not in written
+
+    resumed = adapt(["run", "--resume", str(tmp_path / "killed")], site)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = json.loads((tmp_path / "full" / "summary.json").read_text())
+    got = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert got["steps"] == expected["steps"]
+    assert got["metrics"] == expected["metrics"]
