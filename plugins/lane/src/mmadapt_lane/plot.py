@@ -8,9 +8,15 @@ from mmadapt import UserError
 
 
 def draw_map_per_task(
-    path: Path, curves: dict[str, list[float]], title: str, spreads: dict[str, list[float]] | None = None
+    path: Path,
+    curves: dict[str, list[float]],
+    title: str,
+    spreads: dict[str, list[float]] | None = None,
+    references: dict[str, float] | None = None,
 ) -> Path:
     """Draw one line per method (mAP after task 1, 2, ...; optional ± spread bands) into ``path`` (.png).
+
+    ``references`` are drawn as dashed horizontal lines (the joint upper bound).
 
     A ``UserError`` when matplotlib is missing.
     """
@@ -27,6 +33,8 @@ def draw_map_per_task(
             low = [v - s for v, s in zip(values, spreads[label])]
             high = [v + s for v, s in zip(values, spreads[label])]
             axes.fill_between(steps, low, high, alpha=0.2)
+    for label, value in (references or {}).items():
+        axes.axhline(value, linestyle="--", color="grey", label=label)
     axes.set_xlabel("after task")
     axes.set_ylabel("mAP over seen classes (%)")
     axes.set_xticks(list(range(1, max(len(v) for v in curves.values()) + 1)))
