@@ -15,7 +15,7 @@ from mmadapt import Protocol, Split, UserError
 from .images import draw_grid, reference_scores
 from .losses import clip_loss, ranking_loss, residual_vector
 from .roles import Roles, check_bundle, evaluation_inputs, split_roles
-from .stages import FeatureSplit, image_features, warm_up
+from .stages import FeatureSplit, cycled, image_features, warm_up
 
 
 class LitProtocol(Protocol):
@@ -196,7 +196,7 @@ class ClipLitProtocol(LitProtocol):
                 batch_size=config.enhance_batch_size,
             )
             cached = self.cache_outputs(run, roles, round_index)
-            ranked = FeatureSplit(torch.stack([backlit, _cycled(well_lit, len(backlit)), *cached], dim=1))
+            ranked = FeatureSplit(torch.stack([backlit, cycled(well_lit, len(backlit)), *cached], dim=1))
             run.fit(
                 ranked,
                 stage=f"round{round_index}-prompts",
@@ -258,8 +258,3 @@ def _ranking_objective(weight: float, cached: int):
         return weight * loss, {"rank": loss}
 
     return objective
-
-
-def _cycled(features: torch.Tensor, count: int) -> torch.Tensor:
-    """``count`` rows of ``features``, repeated from the start when there are fewer."""
-    return features[torch.arange(count) % len(features)]

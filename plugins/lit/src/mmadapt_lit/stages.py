@@ -31,6 +31,11 @@ class FeatureSplit(Split):
         return {"features": self.features[i]}
 
 
+def cycled(rows: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` rows of ``rows``, repeated from the start when there are fewer (unpaired sets differ in size)."""
+    return rows[torch.arange(count) % len(rows)]
+
+
 def image_features(run, split: Split, key: str = "image", enhanced: bool = False) -> torch.Tensor:
     """Unit-norm image features (N, D) of ``batch[key]`` over ``split``, of the enhanced images when asked."""
     adapter = run.adapter
