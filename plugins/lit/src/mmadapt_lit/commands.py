@@ -1,8 +1,10 @@
-"""``adapt lit enhance RUN_DIR IMAGES... --out DIR`` and ``adapt lit residual-words RUN_DIR [--top N]``.
+"""``adapt lit enhance RUN_DIR IMAGES... --out DIR``, ``adapt lit residual-words RUN_DIR [--top N]`` and
+``adapt lit photos RUN_DIR... --out DIR``.
 
 ``enhance`` applies a trained enhancer at full resolution to images of any size and writes one PNG
 per input into ``--out`` (and nowhere else). ``residual-words`` lists the vocabulary tokens nearest
 and farthest from a RAVE run's residual vector: what the two training sets differ in besides lighting.
+``photos`` scores runs on scikit-image's bundled photos made backlit (see :mod:`mmadapt_lit.photos`).
 Cheap to import: torch loads inside the actions.
 """
 
@@ -22,12 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     words = actions.add_parser("residual-words", help="vocabulary tokens nearest a RAVE run's residual vector")
     words.add_argument("run_dir", metavar="RUN_DIR", help="a finished run of the rave adapter")
     words.add_argument("--top", type=int, default=20, help="tokens listed at each end (default 20)")
+    photos = actions.add_parser("photos", help="score trained runs on scikit-image's photos made backlit")
+    photos.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished runs of lit adapters")
+    photos.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs and photos.json (created)")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the chosen action; bad input raises ``UserError`` (exit code 2, no traceback)."""
     if args.action == "enhance":
         return enhance(Path(args.run_dir), [Path(p) for p in args.images], Path(args.out))
+    if args.action == "photos":
+        return photos(Path(args.out), [Path(p) for p in args.run_dirs])
     return residual_words(Path(args.run_dir), args.top)
 
 
@@ -72,6 +79,23 @@ def enhance(run_dir: Path, images: list[Path], out: Path) -> int:
             image = torch.from_numpy(np.array(picture, dtype=np.uint8)).permute(2, 0, 1).float().div(255.0)
             save_png(adapter.enhance(image[None])[0], out / f"{stem}.png")
             print(f"{stems[stem]} -> {out / f'{stem}.png'} ({picture.width}x{picture.height})")
+    return 0
+
+
+def photos(out: Path, run_dirs: list[Path]) -> int:
+    """Print PSNR, SSIM and under-exposure of the degraded photos and of each run's enhancement of them."""
+    from .photos import run
+
+    rows = run(run_dirs, out)
+    print(f"{'photo':10s} {'size':8s} {'image':6s} {'psnr':>7s} {'ssim':>6s} {'Y<0.1':>6s}")
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, dict):
+                print(
+                    f"{row['photo']:10s} {row['size']:8s} {key:6s} {value['psnr']:7.2f} {value['ssim']:6.3f} "
+                    f"{value['under_exposed']:6.3f}"
+                )
+    print(f"written to {out}: photos.png, photos.json and one PNG per photo and run")
     return 0
 
 
