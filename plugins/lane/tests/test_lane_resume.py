@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mmadapt.testing import run_recipe
 from omegaconf import OmegaConf
 from test_lane_protocol import lane_recipe
 
@@ -36,7 +37,7 @@ def adapt(args, site: Path, **env):
 
 
 @pytest.mark.slow
-def test_a_run_killed_during_task_3_resumes_to_the_same_metrics(tmp_path):
+def test_a_run_killed_during_task_3_resumes_to_the_same_metrics(tiny_plugin, tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     entry_point_dist(site, "mmadapt-testing-tiny", "tiny", "mmadapt.testing:tiny_components")
@@ -44,8 +45,7 @@ def test_a_run_killed_during_task_3_resumes_to_the_same_metrics(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     OmegaConf.save(OmegaConf.create(lane_recipe(train={"epochs": 2, "batch_size": 16})), recipe)
 
-    full = adapt(["run", str(recipe), "--output-dir", str(tmp_path / "full")], site)
-    assert full.returncode == 0, full.stderr
+    run_recipe(recipe, tmp_path / "full")  # uninterrupted, in this process
     killed = adapt(["run", str(recipe), "--output-dir", str(tmp_path / "killed")], site, KILL_IN_STAGE="task3")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     written = {p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()}
@@ -54,10 +54,10 @@ def test_a_run_killed_during_task_3_resumes_to_the_same_metrics(tmp_path):
 
     resumed = adapt(["run", "--resume", str(tmp_path / "killed")], site)
     assert resumed.returncode == 0, resumed.stderr
-    expected = json.loads((tmp_path / "full" / "summary.json").read_text())
+    expected = json.loads((tmp_path / "full" / "run" / "summary.json").read_text())
     got = json.loads((tmp_path / "killed" / "summary.json").read_text())
     for key in ("metrics", "steps", "params"):
         assert got[key] == expected[key], key
     assert json.loads((tmp_path / "killed" / "class_incremental.json").read_text()) == json.loads(
-        (tmp_path / "full" / "class_incremental.json").read_text()
+        (tmp_path / "full" / "run" / "class_incremental.json").read_text()
     )
