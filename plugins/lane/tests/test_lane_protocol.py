@@ -153,6 +153,12 @@ def test_a_run_reports_every_task_and_writes_its_figure(tiny_plugin, tmp_path):
     checkpoints = {p.name for p in (run_dir / "checkpoints").iterdir()}
     assert {f"task{t}-epoch0001" for t in range(1, 5)} <= checkpoints
     assert summary["params"]["per_task"] == 4 * 64 + 2 * 4 * 64 * 2
+    assert adapt_command(["eval", str(run_dir)]) == 0  # the saved adapter, every task served
+    (evaluated,) = run_dir.glob("evals/*/summary.json")
+    final = json.loads(evaluated.read_text())["metrics"]
+    assert {k: final[k] for k in ("final/map", "final/cf1", "final/of1")} == {
+        k: metrics[k] for k in ("final/map", "final/cf1", "final/of1")
+    }
 
 
 def test_a_task_trains_on_its_images_with_its_labels_only(tiny_plugin, tmp_path, monkeypatch):
