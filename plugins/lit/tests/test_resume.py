@@ -39,12 +39,13 @@ def test_a_run_killed_in_an_enhancement_round_resumes_to_the_same_metrics(tmp_pa
         {"name": "clip-lit-latent"},
         {
             "name": "clip-lit",
-            "prompt_init_iterations": 6,
+            "prompt_init_iterations": 3,
             "prompt_init_batch_size": 16,
-            "rounds": 2,
+            "rounds": 1,
             "enhance_iterations": 12,
-            "prompt_iterations": 3,
+            "prompt_iterations": 2,
             "prompt_batch_size": 8,
+            "grid_images": 1,
         },
     )
     recipe_file = tmp_path / "recipe.yaml"
