@@ -148,6 +148,11 @@ def test_a_run_reports_every_task_and_writes_its_figure(tiny_plugin, tmp_path):
     assert metrics["final/map"] == metrics["after_task4/map"]
     assert metrics["average/map"] == pytest.approx(sum(results["map"]) / 4)
     assert metrics["final/forgetting"] == pytest.approx(forgetting(matrix))
+    fixed = results["fixed_matrix"]
+    assert [row[i] for i, row in enumerate(fixed)] == [matrix[i][i] for i in range(4)]
+    for j in range(4):  # old lanes do not move: each task's AP on its own images stays where it was
+        assert [fixed[i][j] for i in range(j, 4)] == pytest.approx([fixed[j][j]] * (4 - j), abs=1e-9)
+    assert metrics["final/fixed_forgetting"] == pytest.approx(0.0, abs=1e-9)
     assert {"final/cf1", "final/of1"} <= set(metrics)
     assert (run_dir / "map_per_task.png").stat().st_size > 1000
     checkpoints = {p.name for p in (run_dir / "checkpoints").iterdir()}
@@ -181,7 +186,9 @@ def test_a_task_trains_on_its_images_with_its_labels_only(tiny_plugin, tmp_path,
 def test_joint_trains_every_class_at_once(tiny_plugin, tmp_path):
     summary = run_recipe(lane_recipe(protocol={"name": "joint"}), tmp_path)
     metrics = summary["metrics"]
-    assert {f"final/map_task{t}" for t in range(1, 5)} | {"final/map", "final/cf1", "final/of1"} == set(metrics)
+    blocks = {f"final/{kind}map_task{t}" for t in range(1, 5) for kind in ("", "fixed_")}
+    assert blocks | {"final/map", "final/cf1", "final/of1"} == set(metrics)
+    assert metrics["final/fixed_map_task4"] == metrics["final/map_task4"]
     assert summary["params"]["per_task"] * 1 + summary["params"]["head"] == summary["params"]["trainable"]
     assert {p.name for p in (tmp_path / "run" / "checkpoints").iterdir()} == {"joint-epoch0001"}
 
@@ -191,3 +198,4 @@ def test_seq_prompt_runs_on_the_same_protocol(tiny_plugin, tmp_path):
     recipe["adapter"] = {"name": "seq-prompt", "prompt_length": 4, "prompt_layers": 2}
     metrics = run_recipe(recipe, tmp_path)["metrics"]
     assert {"final/map", "average/map", "final/forgetting"} <= set(metrics)
+    assert metrics["final/fixed_forgetting"] != 0  # the shared prompt moves: old classes drift

@@ -78,6 +78,7 @@ class ClassIncremental(Protocol):
                 "tasks": [[classnames[c] for c in block] for block in self.blocks],
                 "map": maps,
                 "matrix": task_matrix(evaluations, len(self.blocks)),
+                "fixed_matrix": task_matrix(evaluations, len(self.blocks), "fixed_map_task"),
                 "metrics": metrics,
             },
         )
