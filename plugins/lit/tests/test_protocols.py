@@ -158,3 +158,17 @@ def test_the_identity_warm_up_of_the_clip_lit_network_keeps_the_input(tmp_path):
     )
     metrics = run_recipe(recipe, tmp_path)["metrics"]
     assert metrics["warmup/try0_psnr_y"] >= 30.0
+
+
+@pytest.mark.slow
+def test_rave_shifted_trains_along_the_residual_without_its_token_direction(tmp_path):
+    recipe = shapes_recipe({"name": "rave", "shifted": True}, {"name": "rave", "enhance_iterations": 2})
+    run_recipe(recipe, tmp_path)
+    folder = sorted((tmp_path / "run" / "checkpoints").glob("enhance-epoch*"))[-1]
+    state = load_file(str(folder / "protocol_state.safetensors"))
+    weights = load_file(str(folder / "adapter.safetensors"))
+    shifted, plain = state["residual/shifted_vector"], state["residual/vector"]
+    torch.testing.assert_close(shifted.norm(), torch.tensor(1.0))
+    assert 0.0 < float(shifted @ plain) < 1.0 - 1e-4  # a different direction, still close to v_res
+    assert torch.equal(weights["residual"], shifted)
+    torch.testing.assert_close(state["residual/shifted_target"], state["residual/m_pos"] @ shifted)
