@@ -101,3 +101,13 @@ def test_an_unknown_network_is_refused_naming_the_key(tmp_path, capsys):
     OmegaConf.save(OmegaConf.create(recipe), path)
     assert adapt_command(["run", str(path)]) == 2
     assert "adapter.network must be one of clip-lit-net" in capsys.readouterr().err
+
+
+def test_a_training_folder_with_a_file_that_is_not_an_image_is_refused(tmp_path, capsys):
+    root = tmp_path / "data"
+    for name in ("a", "b"):
+        write_image(root / "train" / "input" / f"{name}.png", 16, 16)
+        write_image(root / "train" / "target" / f"{name}.png", 16, 16)
+    (root / "train" / "input" / "a.png").write_text("not an image")
+    code, error = run_on_folders(tmp_path, {"name": "paired-folders", "root": str(root)}, capsys)
+    assert code == 2 and "a.png: cannot decode image" in error
