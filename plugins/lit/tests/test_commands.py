@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import shapes_recipe
+from lit_testing import shapes_recipe
 from mmadapt.testing import adapt_command, run_recipe, tiny_recipe
 from omegaconf import OmegaConf
 from PIL import Image

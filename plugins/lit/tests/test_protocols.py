@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import shapes_recipe
+from lit_testing import shapes_recipe
 from mmadapt import hookimpl
 from mmadapt.testing import run_recipe
 from PIL import Image
