@@ -189,8 +189,9 @@ class ZeroDcePlusPlus(nn.Module):
 class UNetEnhancer(nn.Module):
     """A diffusers ``UNet2DModel`` as an enhancer: ``clamp(I + unet(I, t=0), 0, 1)`` at any size.
 
-    The input is reflect-padded to a multiple of the UNet's downsampling factor and the output cropped
-    back. The last conv starts at zero, so an untrained enhancer returns its input.
+    Three resolutions (32, 64, 64 channels), convolutions only. The input is reflect-padded to a
+    multiple of the UNet's downsampling factor and the output cropped back. The last conv starts at
+    zero, so an untrained enhancer returns its input.
     """
 
     def __init__(self, channels: tuple[int, ...] = (32, 64, 64), layers_per_block: int = 1) -> None:
@@ -205,6 +206,9 @@ class UNetEnhancer(nn.Module):
             down_block_types=("DownBlock2D",) * len(channels),
             up_block_types=("UpBlock2D",) * len(channels),
             norm_num_groups=8,
+            # No self-attention in the middle block: at 1/4 resolution it is quadratic in the pixels
+            # (a 1024² image gives 65,536 tokens), and a local enhancer does not need it.
+            add_attention=False,
         )
         self.factor = 2 ** (len(channels) - 1)
         nn.init.zeros_(self.unet.conv_out.weight)
