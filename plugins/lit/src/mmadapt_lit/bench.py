@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         nargs="+",
         default=[256, 512],
-        help="image sides of the network part (default 256 512, a minute on a CPU; the issue's: 512 1024)",
+        help="image sides of the network part (default 256 512, about a minute on a CPU; larger: --sizes 512 1024)",
     )
     parser.add_argument(
         "--networks",
