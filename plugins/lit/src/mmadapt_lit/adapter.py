@@ -42,8 +42,8 @@ class LitAdapter(Adapter):
     def __init__(self, config: EnhancerConfig, backbone: Backbone, task: Task) -> None:
         if task.kind != "image-to-image":
             raise UserError(
-                f"adapter {self.guidance}: the task {task.name or ''} is {task.kind}; lit adapters "
-                "enhance images: use paired-folders, unpaired-folders or shapes task backlit-pairs"
+                f"adapter {self.guidance} needs an image-to-image task; the task {task.name or ''} is {task.kind}. "
+                "Use paired-folders, unpaired-folders or shapes task backlit-pairs"
             )
         super().__init__(config, backbone, task)
         self.network = build_network(config.network)
