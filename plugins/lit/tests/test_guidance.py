@@ -173,3 +173,30 @@ def test_enhancement_gradients_reach_only_the_network_and_the_tower_is_untouched
     assert adapter.prompts.grad is None
     assert all(p.grad is None for p in shapes_clip.parameters())
     assert all(torch.equal(v, shapes_clip.state_dict()[k]) for k, v in tower.items())
+
+
+def test_a_second_backbone_can_serve_the_identity_loss(tiny_plugin, shapes_clip, image_task):
+    adapter = make(
+        "rave", shapes_clip, image_task, network="zero-dce++", identity_backbone={"name": "tiny-clip", "arch": "resnet"}
+    )
+    assert adapter.identity_tower is not shapes_clip
+    assert adapter.levels == [0, 1, 2, 3, 4] and adapter.level_weights == [1.0, 1.0, 1.0, 1.0, 0.5]
+    images = torch.rand(2, 3, 24, 40)
+    maps = adapter.intermediates(images)
+    assert [m.ndim for m in maps] == [4] * 5  # a ResNet's stem and four stages, not ViT tokens
+    adapter.identity(adapter.enhance(images), images).backward()
+    assert all(p.grad is not None for p in adapter.network.parameters())
+    assert all(p.grad is None for p in adapter.identity_tower.parameters())
+    # The second tower stays out of checkpoints and parameter groups.
+    assert set(adapter.trainable_state_dict()) == {f"network.{k}" for k in adapter.network.state_dict()} | {
+        "residual",
+        "residual_target",
+    }
+    assert sum(len(group) for group in adapter.parameter_groups().values()) == len(list(adapter.network.parameters()))
+
+
+def test_a_bad_identity_backbone_section_names_its_key():
+    from mmadapt import SectionError
+
+    with pytest.raises(SectionError, match="adapter.identity_backbone"):
+        plugin.RaveConfig(identity_backbone={"name": "no-such-backbone"})

@@ -47,16 +47,23 @@ class LitAdapter(Adapter):
             )
         super().__init__(config, backbone, task)
         self.network = build_network(config.network)
+        # Held outside the module tree: a frozen second model must not enter checkpoints or the groups.
+        self._identity_tower = (_identity_backbone(config.identity_backbone) or backbone,)
         self.levels = self._identity_levels(config.identity_levels)
         #: L_id weights of the enhancement stages (1, ..., 1, 0.5); the warm-up weighs every level 1.
         self.level_weights = [1.0] * (len(self.levels) - 1) + [DEEPEST_WEIGHT]
 
+    @property
+    def identity_tower(self) -> Backbone:
+        """The image tower of the identity loss: ``identity_backbone`` when given, else the backbone."""
+        return self._identity_tower[0]
+
     def _identity_levels(self, levels: list[int] | None) -> list[int]:
         if levels is not None:
             return list(levels)
-        size = self.backbone.preprocessing.size
+        size = self.identity_tower.preprocessing.size
         with torch.no_grad():
-            depth = len(self.backbone.image_intermediates(torch.zeros(1, 3, size, size), preprocess=True))
+            depth = len(self.identity_tower.image_intermediates(torch.zeros(1, 3, size, size), preprocess=True))
         return default_levels(depth)
 
     # -- groups ---------------------------------------------------------------------------------
@@ -96,7 +103,8 @@ class LitAdapter(Adapter):
         if isinstance(images, list):
             parts = [self.intermediates(image.unsqueeze(0)) for image in images]
             return [torch.cat(level) for level in zip(*parts)]
-        return [level.float() for level in self.backbone.image_intermediates(images, self.levels, preprocess=True)]
+        tower = self.identity_tower.to(images.device)
+        return [level.float() for level in tower.image_intermediates(images, self.levels, preprocess=True)]
 
     def identity(self, outputs: Images, inputs: Images, weights: list[float] | None = None) -> torch.Tensor:
         """L_id between enhanced images and their inputs (input features carry no gradient)."""
@@ -114,6 +122,15 @@ class LitAdapter(Adapter):
         if "features" in batch:
             return {"prompt_logits": prompt_logits(batch["features"].float(), self.prompt_features())}
         return {"images": self.enhance(batch["image"])}
+
+
+def _identity_backbone(section: dict | None) -> Backbone | None:
+    """The second backbone of the identity loss, built from its recipe section (frozen), or None."""
+    if section is None:
+        return None
+    from mmadapt import validate_section
+
+    return validate_section("backbone", section, where="adapter.identity_backbone").build()
 
 
 class RaveAdapter(LitAdapter):

@@ -37,6 +37,9 @@ class EnhancerConfig:
     #: Image-tower levels of the identity loss (``Backbone.image_intermediates`` indices); null: five
     #: evenly spaced levels (a CLIP ResNet's stem and four stages), deepest weighted 0.5.
     identity_levels: list[int] | None = None
+    #: A second backbone section for the identity loss (the papers: ``{name: openclip, arch: RN101,
+    #: pretrained: openai}``); null: the recipe's backbone serves both guidance and identity.
+    identity_backbone: dict | None = None
 
     def check_enhancer(self) -> None:
         """Refuse an unknown network or an empty level list, naming the key."""
@@ -44,6 +47,10 @@ class EnhancerConfig:
             raise LitConfigError(f"adapter.network must be one of {', '.join(NETWORKS)}; got {self.network!r}")
         if self.identity_levels is not None and not self.identity_levels:
             raise LitConfigError("adapter.identity_levels must name at least one level, or be null for the default")
+        if self.identity_backbone is not None:
+            from mmadapt import validate_section
+
+            validate_section("backbone", self.identity_backbone, where="adapter.identity_backbone")
 
 
 @dataclass
