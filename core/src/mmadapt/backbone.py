@@ -297,6 +297,14 @@ class Backbone(nn.Module):
         """
         raise self._unsupported("image_token_embeddings", "the image tower is not a ViT")
 
+    def image_class_token(self) -> torch.Tensor:
+        """The tower's pretrained class token ``(vision_width,)`` through its pre-norm, with no positional embedding.
+
+        The start of a token stream of its own next to the image's (a MULTI-LANE lane); the class
+        token inside ``image_token_embeddings`` carries its positional embedding as well.
+        """
+        raise self._unsupported("image_class_token", "the image tower is not a ViT")
+
     def vision_blocks(self) -> list[VisionBlock]:
         """The frozen transformer blocks of the image tower, first to last."""
         raise self._unsupported("vision_blocks", "the image tower is not a ViT")

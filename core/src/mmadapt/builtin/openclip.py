@@ -21,7 +21,7 @@ from mmadapt.backbone import Backbone, Prefix, Preprocessing, VisionBlock, level
 from mmadapt.errors import UserError
 
 from .hub import download_failure, hub_offline_when_unreachable, offline_help
-from .timm_vit import vit_blocks, vit_token_embeddings
+from .timm_vit import vit_blocks, vit_class_token, vit_token_embeddings
 
 if TYPE_CHECKING:
     # Only for annotations: backbones.py imports this module lazily, and not the other way round.
@@ -279,6 +279,13 @@ class OpenClipBackbone(Backbone):
         pixels = self.prepare_pixels(pixels) if preprocess else pixels
         # _embeds is exactly the part of VisionTransformer.forward before the blocks.
         return vit._embeds(pixels) if isinstance(vit, VisionTransformer) else vit_token_embeddings(vit, pixels)
+
+    def image_class_token(self) -> torch.Tensor:
+        """``ln_pre(class_embedding)`` (a timm trunk's ``norm_pre(cls_token)``)."""
+        vit = self._vit()
+        if not isinstance(vit, VisionTransformer):
+            return vit_class_token(vit, self.name)
+        return vit.ln_pre(vit.class_embedding)
 
     def vision_blocks(self) -> list[VisionBlock]:
         """The residual attention blocks of the ViT tower."""

@@ -135,6 +135,10 @@ class TimmBackbone(Backbone):
         """Patch embedding, prefix tokens, positional embedding, patch dropout (off in eval), ``norm_pre``."""
         return vit_token_embeddings(self.model, self.prepare_pixels(pixels) if preprocess else pixels)
 
+    def image_class_token(self) -> torch.Tensor:
+        """``norm_pre(cls_token)``; ``NotImplementedError`` for a ViT built without a class token."""
+        return vit_class_token(self.model, self.name)
+
     def vision_blocks(self) -> list[VisionBlock]:
         """The transformer blocks."""
         return vit_blocks(self.model)
@@ -146,6 +150,13 @@ class TimmBackbone(Backbone):
     def pool_image_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Final norm, then timm's own pooling head up to the pre-logits."""
         return self.model.forward_head(self.model.norm(tokens), pre_logits=True)
+
+
+def vit_class_token(model: VisionTransformer, name: str) -> torch.Tensor:
+    """A timm ``VisionTransformer``'s class token through ``norm_pre``, as ``(width,)``."""
+    if model.cls_token is None:
+        raise NotImplementedError(f"{name}: image_class_token is not supported: the ViT has no class token")
+    return model.norm_pre(model.cls_token.reshape(-1))
 
 
 def vit_token_embeddings(model: VisionTransformer, pixels: torch.Tensor) -> torch.Tensor:

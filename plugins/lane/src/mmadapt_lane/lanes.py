@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
-from mmadapt import Backbone, OpenClipBackbone, TimmBackbone, UserError
+from mmadapt import Backbone, UserError
 
 
 def selector_summaries(selectors: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:
@@ -90,20 +90,13 @@ def class_token(backbone: Backbone) -> torch.Tensor:
     It passes through the tower's pre-norm (CLIP's ``ln_pre``, timm's ``norm_pre``), as the tokens
     entering the first block do. A ``UserError`` for towers without one.
     """
-    tower = None
-    if isinstance(backbone, TimmBackbone):
-        tower = backbone.model
-    elif isinstance(backbone, OpenClipBackbone):
-        visual = backbone.model.visual
-        tower = getattr(visual, "trunk", visual)
-        if hasattr(tower, "class_embedding"):
-            return tower.ln_pre(tower.class_embedding)
-    if tower is not None and getattr(tower, "cls_token", None) is not None:
-        return tower.norm_pre(tower.cls_token.reshape(-1))
-    raise UserError(
-        f"adapter multi-lane needs a ViT image tower with a class token; backbone {backbone.name} has none "
-        "(timm ViTs and open_clip ViT towers have one): use such a backbone"
-    )
+    try:
+        return backbone.image_class_token()
+    except NotImplementedError as exc:
+        raise UserError(
+            f"adapter multi-lane needs a ViT image tower with a class token; backbone {backbone.name} has none "
+            f"({exc}): use a timm ViT or an open_clip ViT tower"
+        ) from None
 
 
 def vit_depth(backbone: Backbone, needed_by: str) -> int:
