@@ -99,14 +99,20 @@ def class_token(backbone: Backbone) -> torch.Tensor:
         ) from None
 
 
-def vit_depth(backbone: Backbone, needed_by: str) -> int:
-    """The number of blocks of the ViT image tower; a ``UserError`` naming ``needed_by`` for other towers."""
+def check_prompt_layers(backbone: Backbone, prompt_layers: int, needed_by: str) -> None:
+    """A ``UserError`` naming ``needed_by`` when the tower is not a ViT, or has fewer blocks than
+    ``adapter.prompt_layers`` asks to prompt."""
     try:
-        return len(backbone.vision_blocks())
+        depth = len(backbone.vision_blocks())
     except NotImplementedError as exc:
         raise UserError(
             f"{needed_by} needs a ViT image tower; backbone {backbone.name} has none ({exc}): use a ViT backbone"
         ) from None
+    if prompt_layers > depth:
+        raise UserError(
+            f"adapter.prompt_layers is {prompt_layers}, but backbone {backbone.name} has {depth} blocks; "
+            f"use at most {depth}"
+        )
 
 
 def frozen_tokens(backbone: Backbone, pixels: torch.Tensor) -> torch.Tensor:

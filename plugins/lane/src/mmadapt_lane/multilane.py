@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mmadapt import Backbone, Task, UserError
+from mmadapt import Backbone, Task
 from torch import nn
 
 from .incremental import IncrementalAdapter
-from .lanes import class_token, frozen_tokens, lane_block, vit_depth
+from .lanes import check_prompt_layers, class_token, frozen_tokens, lane_block
 
 
 class MultiLane(IncrementalAdapter):
@@ -28,12 +28,7 @@ class MultiLane(IncrementalAdapter):
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
-        depth = vit_depth(backbone, "adapter multi-lane")
-        if config.prompt_layers > depth:
-            raise UserError(
-                f"adapter.prompt_layers is {config.prompt_layers}, but backbone {backbone.name} has {depth} blocks; "
-                f"use at most {depth}"
-            )
+        check_prompt_layers(backbone, config.prompt_layers, "adapter multi-lane")
         tasks, width = self.num_tasks, backbone.vision_width
         self.num_selectors = config.num_selectors if config.summary == "selectors" else 0
         if self.num_selectors:

@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mmadapt import Backbone, Task, UserError
+from mmadapt import Backbone, Task
 from torch import nn
 
 from .incremental import IncrementalAdapter
-from .lanes import vit_depth
+from .lanes import check_prompt_layers
 
 
 class SeqPrompt(IncrementalAdapter):
@@ -24,12 +24,7 @@ class SeqPrompt(IncrementalAdapter):
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
-        depth = vit_depth(backbone, "adapter seq-prompt")
-        if config.prompt_layers > depth:
-            raise UserError(
-                f"adapter.prompt_layers is {config.prompt_layers}, but backbone {backbone.name} has {depth} blocks; "
-                f"use at most {depth}"
-            )
+        check_prompt_layers(backbone, config.prompt_layers, "adapter seq-prompt")
         width = backbone.vision_width
         self.prompted_layers = config.prompt_layers if config.prompt_length else 0
         if self.prompted_layers:

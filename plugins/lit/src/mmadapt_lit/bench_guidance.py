@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from .losses import clip_loss, guidance_loss, ranking_loss, residual_vector
+from .losses import clip_loss, ranking_loss, residual_vector
 from .stages import cycled
 
 BATCH = 4
@@ -172,13 +172,10 @@ def _clip_lit(
 
 
 def _rave_step(adapter, optimizer, backlit: torch.Tensor, order) -> Callable[[], None]:
+    from .bench import rave_step
+
     def step() -> None:
-        images = backlit[next(order)]
-        out = adapter.enhance(images)
-        loss = 1920.0 * guidance_loss(adapter.embed(out), adapter.residual, adapter.residual_target)
-        (loss + 22.5 * adapter.identity(out, images)).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        rave_step(adapter, optimizer, backlit[next(order)])()
 
     return step
 
