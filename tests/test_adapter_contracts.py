@@ -4,8 +4,8 @@ tiny backbones: an open_clip CLIP with a ViT and with a ResNet image tower, and 
 An adapter that classifies through the text tower cannot run on the image-only backbone, and one
 that prompts a ViT image tower cannot run on the ResNet: there it must stop with the clear error that
 says so, and the case is skipped with that message. An adapter of image-to-image tasks (enhancement)
-cannot classify the tiny task at all: it must say that it needs an image-to-image task. The tiny task describes its classes, for
-knowledge-aware adapters.
+cannot classify the tiny task at all: it must say that it needs an image-to-image task. The tiny task
+describes its classes, for knowledge-aware adapters.
 """
 
 from __future__ import annotations
