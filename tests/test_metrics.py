@@ -249,3 +249,15 @@ def test_a_metric_reading_an_absent_output_is_a_clear_error(tiny_plugin, registe
     register_plugin(_MetricPlugin(), "metric-plugin")
     with pytest.raises(UserError, match="reads 'enhanced' from the adapter outputs, which has no such tensor"):
         run_recipe(tiny_recipe(eval={"metrics": ["reads-missing"]}), tmp_path)
+
+
+def test_image_psnr_takes_one_image_with_or_without_batch_axis_and_caps_exact_copies():
+    from mmadapt import image_psnr
+
+    image = torch.rand(3, 9, 7, generator=torch.Generator().manual_seed(0))
+    darker = image * 0.5
+    for channel in ("rgb", "y"):
+        assert image_psnr(image, image, channel) == 100.0
+        assert image_psnr(darker, image, channel) == image_psnr(darker[None], image[None], channel) < 100.0
+    # Luma weights the channels unequally, so its error is not the RGB mean error.
+    assert image_psnr(darker, image, "y") != image_psnr(darker, image)

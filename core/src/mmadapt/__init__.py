@@ -66,6 +66,7 @@ _LAZY = {
     "validate_sections": "mmadapt.recipe",
     "Metric": "mmadapt.metrics",
     "harmonic_mean": "mmadapt.metrics",
+    "image_psnr": "mmadapt.metrics",
     "draw_training_curves": "mmadapt.plots",
     "Protocol": "mmadapt.protocol",
     "CLASS_TOKEN_POSITIONS": "mmadapt.prompt_config",

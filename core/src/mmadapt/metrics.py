@@ -294,11 +294,23 @@ class PeakSignalNoiseRatio(_ImageMetric):
 
     def score(self, prediction: torch.Tensor, target: torch.Tensor) -> float:
         """PSNR of one image (of its luma with ``channel="y"``), capped at :data:`PSNR_CAP_DB`."""
-        from torchmetrics.functional.image import peak_signal_noise_ratio
+        return image_psnr(prediction, target, self.channel)
 
-        if self.channel == "y":
-            prediction, target = _luma(prediction), _luma(target)
-        return min(float(peak_signal_noise_ratio(prediction, target, data_range=1.0)), PSNR_CAP_DB)
+
+def image_psnr(prediction: torch.Tensor, target: torch.Tensor, channel: str = "rgb") -> float:
+    """PSNR in dB (data range 1, torchmetrics) of one image ``(3, H, W)`` or ``(1, 3, H, W)`` against its target.
+
+    Capped at :data:`PSNR_CAP_DB`, so an exact reconstruction scores 100 dB. ``channel="y"`` scores the
+    BT.601 studio-range luma (MATLAB's ``rgb2ycbcr``), the Y-PSNR of super-resolution and CLIP-LIT.
+    This is what the ``psnr`` metric computes per image.
+    """
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    if prediction.dim() == 3:
+        prediction, target = prediction.unsqueeze(0), target.unsqueeze(0)
+    if channel == "y":
+        prediction, target = _luma(prediction), _luma(target)
+    return min(float(peak_signal_noise_ratio(prediction, target, data_range=1.0)), PSNR_CAP_DB)
 
 
 def _luma(images: torch.Tensor) -> torch.Tensor:

@@ -8,42 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mmadapt import image_psnr
 from PIL import Image
 
 #: BT.601 luma weights of RGB in [0, 1] (full range: Y in [0, 1]), for the exposure proxies.
 LUMA = (0.299, 0.587, 0.114)
-#: BT.601 studio-range luma (MATLAB's ``rgb2ycbcr``), for Y-PSNR: the core's ``psnr`` with ``channel: y``.
-STUDIO_LUMA = (65.481 / 255.0, 128.553 / 255.0, 24.966 / 255.0)
-STUDIO_OFFSET = 16.0 / 255.0
 #: The exposure proxies' thresholds on Y: under-exposed below, over-exposed above.
 UNDER_EXPOSED = 0.1
 OVER_EXPOSED = 0.95
 #: Height of each picture in the before/after grid (pixels); wider images keep their aspect ratio.
 GRID_HEIGHT = 160
-#: The cap of :func:`luma_psnr` for an exact reconstruction (the core's PSNR cap).
-PSNR_CAP_DB = 100.0
 
 
 def luma(image: torch.Tensor) -> torch.Tensor:
     """Y (…, 1, H, W) of RGB images (…, 3, H, W) in [0, 1]."""
     weights = image.new_tensor(LUMA).view(3, 1, 1)
     return (image * weights).sum(dim=-3, keepdim=True)
-
-
-def studio_luma(image: torch.Tensor) -> torch.Tensor:
-    """Studio-range Y (…, 1, H, W) of RGB images in [0, 1], as super-resolution and CLIP-LIT's Y-PSNR use."""
-    weights = image.new_tensor(STUDIO_LUMA).view(3, 1, 1)
-    return (image * weights).sum(dim=-3, keepdim=True) + STUDIO_OFFSET
-
-
-def _psnr(error: float) -> float:
-    return PSNR_CAP_DB if error == 0 else min(PSNR_CAP_DB, -10.0 * math.log10(error))
-
-
-def luma_psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
-    """Y-PSNR (dB, data range 1) of one (3, H, W) image against its reference, capped at 100 dB."""
-    error = ((studio_luma(image.detach().double().clamp(0, 1)) - studio_luma(reference.double())) ** 2).mean()
-    return _psnr(float(error))
 
 
 def reference_scores(images, references, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -53,8 +33,8 @@ def reference_scores(images, references, prefix: str = "") -> dict[str, torch.Te
     scores: dict[str, list[float]] = {"psnr": [], "psnr_y": [], "ssim": []}
     for image, reference in zip(images, references):
         image, reference = image.detach().double().clamp(0, 1).cpu(), reference.detach().double().cpu()
-        scores["psnr"].append(_psnr(float(((image - reference) ** 2).mean())))
-        scores["psnr_y"].append(luma_psnr(image, reference))
+        scores["psnr"].append(image_psnr(image, reference))
+        scores["psnr_y"].append(image_psnr(image, reference, "y"))
         scores["ssim"].append(float(structural_similarity_index_measure(image[None], reference[None], data_range=1.0)))
     return {f"{prefix}{key}": torch.tensor(values) for key, values in scores.items()}
 

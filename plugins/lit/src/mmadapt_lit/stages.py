@@ -10,10 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from mmadapt import Split
+from mmadapt import Split, image_psnr
 
 from .config import StageConfig
-from .images import luma_psnr
 from .losses import guidance_loss
 
 #: Training items whose Y-PSNR(input, output) decides the warm-up restart (CLIP-LIT: a 30-iteration mean).
@@ -104,6 +103,6 @@ def mean_identity_psnr(run, split: Split) -> float:
     def psnr(batch: dict) -> dict:
         images = batch["image"]
         outputs = adapter.enhance(images)
-        return {"psnr": torch.tensor([luma_psnr(out, ref) for out, ref in zip(outputs, images)])}
+        return {"psnr": torch.tensor([image_psnr(out.detach(), ref, "y") for out, ref in zip(outputs, images)])}
 
     return float(run.features(split, psnr, desc="warm-up check")["psnr"].mean())
