@@ -35,8 +35,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torch.utils.data.dataloader import default_collate
 
-from .config import check_choice
-from .errors import UserError
+from ..config import check_choice
+from ..errors import UserError
 
 TASK_KINDS = ("single-label", "multi-label", "image-to-image")
 
