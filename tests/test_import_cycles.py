@@ -1,8 +1,9 @@
-"""No import cycles inside the core package, counting imports inside functions too.
+"""The core's import graph: no cycles, and the builtin plugins depend on the core, never the reverse.
 
-A cycle through a function-level import still ties two modules together (neither can be understood,
-tested or moved without the other), and turns into an ImportError as soon as one import moves to
-the top of its module. Imports under ``if TYPE_CHECKING:`` are left out: they never run.
+Imports inside functions count too. A cycle through a function-level import still ties two modules
+together (neither can be understood, tested or moved without the other), and turns into an
+ImportError as soon as one import moves to the top of its module. Imports under
+``if TYPE_CHECKING:`` are left out: they never run.
 """
 
 from __future__ import annotations
@@ -110,3 +111,26 @@ def test_the_core_package_has_no_import_cycles():
     graph = {name: imported_modules(name, path.read_text(), path.name == "__init__.py")
              for name, path in MODULES.items()}
     assert import_cycles(graph) == [], "modules that import each other, directly or through others"
+
+
+#: Core modules allowed to import a builtin plugin, and why. ``mmadapt.testing_models`` wraps its tiny
+#: open_clip and timm models in the builtin backbone classes (``OpenClipBackbone``, ``TimmBackbone``),
+#: which tests use exactly as recipes build them.
+BUILTIN_IMPORTERS = {"mmadapt.testing_models"}
+
+
+def test_no_core_module_imports_a_builtin_plugin():
+    """``mmadapt.builtin`` registers through the same hooks as third-party plugins; the core needs none of it.
+
+    What plugins share lives in the core proper (``mmadapt.zeroshot_classifier`` in
+    ``mmadapt.zeroshot``, say). ``mmadapt/__init__.py`` names builtin classes in its lazy table and
+    the plugin manager loads the builtins by module name; neither is an import statement.
+    """
+    importers = {
+        name: sorted(target for target in imported_modules(name, path.read_text(), path.name == "__init__.py")
+                     if target == "mmadapt.builtin" or target.startswith("mmadapt.builtin."))
+        for name, path in MODULES.items()
+        if name != "mmadapt.builtin" and not name.startswith("mmadapt.builtin.") and name not in BUILTIN_IMPORTERS
+    }
+    assert {name: targets for name, targets in importers.items() if targets} == {}
+    assert MODULES.keys() >= BUILTIN_IMPORTERS, "an allowed importer no longer exists; drop it from the list"

@@ -24,10 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import Backbone
-from .builtin.baselines import zeroshot_classifier
 from .data import prompt_name
 from .errors import UserError
 from .prompt_config import CLASS_TOKEN_POSITIONS
+from .zeroshot import zeroshot_classifier
 
 #: CoOp's default number of context tokens without a word initialisation.
 DEFAULT_N_CTX = 16

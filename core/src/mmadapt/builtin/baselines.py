@@ -12,23 +12,7 @@ from mmadapt.adapter import Adapter
 from mmadapt.backbone import Backbone
 from mmadapt.data import Task
 from mmadapt.errors import UserError
-
-
-def prompt_texts(classnames: list[str], templates: list[str]) -> list[str]:
-    """Every template filled with every class name (``_`` read as a space), class-major."""
-    return [template.format(name.replace("_", " ")) for name in classnames for template in templates]
-
-
-def zeroshot_classifier(backbone: Backbone, classnames: list[str], templates: list[str]) -> torch.Tensor:
-    """Normalised class embeddings (n_classes, embed_dim): the mean of normalised template features."""
-    backbone.require_text_tower(
-        "zero-shot classes are text embeddings of the class names", "use a CLIP backbone or a linear head"
-    )
-    device = next(backbone.parameters()).device
-    tokens = backbone.tokenize(prompt_texts(classnames, templates)).to(device)
-    features = backbone.encode_text(tokens, normalize=True).float()
-    features = features.view(len(classnames), len(templates), -1).mean(dim=1)
-    return features / features.norm(dim=-1, keepdim=True)
+from mmadapt.zeroshot import zeroshot_classifier
 
 
 class ZeroShot(Adapter):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .builtin.openclip import OpenClipBackbone
+from .openclip import OpenClipBackbone
 
 
 def random_openclip_backbone(arch: str, threads: int | None = None) -> OpenClipBackbone:
