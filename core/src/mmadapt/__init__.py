@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .config import DataConfig, EvalConfig, TrainConfig, check_choice
+from .config import DataConfig, EvalConfig, TrainConfig, check_choice, nested_section, nested_sections
 from .errors import UserError
 from .hookspecs import hookimpl, hookspec
 from .plugins import get_plugin_manager
@@ -90,6 +90,8 @@ __all__ = [
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
+    "nested_section",
+    "nested_sections",
 ]
 __all__ += _LAZY
 __all__.sort()

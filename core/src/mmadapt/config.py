@@ -1,10 +1,12 @@
-"""Config dataclasses of the recipe's fixed sections and the base class of dataset configs.
+"""Config dataclasses of the recipe's fixed sections, the base class of dataset configs, and the
+fields by which a component's config holds sections of other components (:func:`nested_section`).
 
 This module imports nothing heavy: plugins import it at registration time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +15,59 @@ def check_choice(owner: str, key: str, value: Any, choices: tuple[Any, ...]) -> 
     """Raise ``ValueError`` naming the key when ``value`` is not one of ``choices``."""
     if value not in choices:
         raise ValueError(f"{owner}.{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+#: Field metadata key under which :func:`nested_section` and :func:`nested_sections` mark a field.
+NESTED_SECTION = "mmadapt.nested_section"
+
+
+@dataclass(frozen=True)
+class NestedSection:
+    """What a nested-section field of a component config holds: sections of one component ``kind``."""
+
+    kind: str
+    #: A list of sections (``nested_sections``) rather than one.
+    many: bool = False
+    #: One section that may be left out or ``null`` (then the field is ``None``).
+    optional: bool = False
+
+
+def nested_section(kind: str, *, optional: bool = False) -> Any:
+    """Declare a config field holding one section of a component of ``kind`` (``backbone``, ``dataset``...).
+
+    In the recipe the key takes what a top-level section takes (``{name: ..., **options}`` or a bare
+    name). Recipe validation checks it once, against that component's config, with the same
+    messages (file, key path such as ``adapter.identity_backbone.arch``, the closest valid key), and
+    sets the field to a validated :class:`mmadapt.Section`: ``.build(*args)`` builds the component.
+    ``resolved.yaml`` holds the section with every default, so resuming sees a changed default.
+    ``optional``: the key may be left out or ``null`` (the field is then ``None``); otherwise the
+    key is required and the field keyword-only. Only fields of a component's own config are nested
+    sections, not fields of dataclasses inside it::
+
+        identity_backbone: Section | None = nested_section("backbone", optional=True)
+    """
+    metadata = {NESTED_SECTION: NestedSection(kind, optional=optional)}
+    if optional:
+        return field(default=None, metadata=metadata)
+    return field(kw_only=True, metadata=metadata)
+
+
+def nested_sections(kind: str) -> Any:
+    """Declare a config field holding a list of sections of components of ``kind``, empty by default.
+
+    Each entry is checked like :func:`nested_section` checks one (key paths such as
+    ``protocol.datasets[1].root``); the field holds a list of validated :class:`mmadapt.Section`::
+
+        datasets: list[Section] = nested_sections("dataset")
+    """
+    return field(default_factory=list, metadata={NESTED_SECTION: NestedSection(kind, many=True)})
+
+
+def nested_section_fields(config_cls: type) -> dict[str, NestedSection]:
+    """The nested-section fields of a config dataclass, by name (empty for anything else)."""
+    if not dataclasses.is_dataclass(config_cls):
+        return {}
+    return {f.name: f.metadata[NESTED_SECTION] for f in dataclasses.fields(config_cls) if NESTED_SECTION in f.metadata}
 
 
 @dataclass

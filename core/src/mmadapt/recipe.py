@@ -7,9 +7,11 @@ can never make mmadapt import arbitrary code.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
+import sys
 from collections.abc import Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .config import COMPONENT_SECTIONS, EvalConfig, RecipeSchema, TrainConfig
+from .config import COMPONENT_SECTIONS, EvalConfig, NestedSection, RecipeSchema, TrainConfig, nested_section_fields
 from .errors import RecipeError, UserError, did_you_mean
 from .registry import Component, Registry
 
@@ -38,10 +40,26 @@ class Section:
         """Build the component from its config and the kind's further arguments."""
         return self.component.build(self.config, *args)
 
+    def __repr__(self) -> str:
+        return f"Section({self.component.kind} {self.name!r}, {self.config!r})"
+
     def as_dict(self) -> dict[str, Any]:
-        """``{"name": ..., **options}`` with every default filled in."""
-        options = dataclasses.asdict(self.config) if self.config is not None else {}
+        """``{"name": ..., **options}`` with every default filled in, nested sections included."""
+        options = _plain(self.config) if self.config is not None else {}
         return {"name": self.name, **options}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain YAML data: ``dataclasses.asdict`` that also writes nested sections out."""
+    if isinstance(value, Section):
+        return value.as_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return copy.deepcopy(value)
 
 
 @dataclass
@@ -133,24 +151,20 @@ class SectionError(UserError, ValueError):
     """
 
 
-#: The registry of the recipe being validated, so sections validated inside a config's
-#: ``__post_init__`` see the same components as the recipe itself.
-_VALIDATING: ContextVar[Registry | None] = ContextVar("mmadapt_validating_registry", default=None)
-
-
 def validate_sections(kind: str, entries: Any, *, where: str) -> list[Section]:
-    """Validate component sections a protocol or component builds itself (``multitask``'s datasets).
+    """Validate component sections a protocol or component builds at run time (a metric per task, say).
 
     ``entries`` is a list of ``{name: ..., **options}`` mappings (or bare names) of components of
-    ``kind`` (``dataset``, ``backbone``, ...); ``where`` is their key path in the recipe
-    (``protocol.datasets``). Each is checked like a recipe section: known name, known keys with a
+    ``kind`` (``dataset``, ``backbone``, ...); ``where`` is their key path in messages
+    (``protocol metrics``). Each is checked like a recipe section: known name, known keys with a
     suggestion, types, the config's own checks. Every problem is collected into one
-    :class:`SectionError`. Inside recipe validation the recipe's registry is used, elsewhere the
-    process-wide plugin manager's.
+    :class:`SectionError`. Components come from the process-wide plugin manager. Sections a recipe
+    gives inside a component's config are declared with :func:`mmadapt.nested_sections` instead,
+    and validated with the recipe.
     """
     if not isinstance(entries, (list, tuple)):
         raise SectionError(f"{where}: expected a list of {kind} sections, got {entries!r}")
-    registry = _VALIDATING.get() or _process_registry()
+    registry = _process_registry()
     problems: list[str] = []
     sections = [
         section
@@ -163,10 +177,9 @@ def validate_sections(kind: str, entries: Any, *, where: str) -> list[Section]:
 
 
 def validate_section(kind: str, entry: Any, *, where: str) -> Section:
-    """One component section (a second backbone, say), checked like :func:`validate_sections` checks a list."""
-    registry = _VALIDATING.get() or _process_registry()
+    """One component section (a metric, a backbone), checked like :func:`validate_sections` checks a list."""
     problems: list[str] = []
-    section = _validate_section(where, kind, entry, registry, problems)
+    section = _validate_section(where, kind, entry, _process_registry(), problems)
     if problems or section is None:
         raise SectionError("; ".join(problems))
     return section
@@ -180,14 +193,6 @@ def _process_registry() -> Registry:
 
 def validate_recipe(given: DictConfig, source: str, overrides: list[str], *, registry: Registry) -> Recipe:
     """Validate an already-read recipe mapping; ``source`` names it in messages."""
-    token = _VALIDATING.set(registry)
-    try:
-        return _validate_recipe(given, source, overrides, registry)
-    finally:
-        _VALIDATING.reset(token)
-
-
-def _validate_recipe(given: DictConfig, source: str, overrides: list[str], registry: Registry) -> Recipe:
     problems: list[str] = []
     if overrides:
         try:
@@ -205,8 +210,8 @@ def _validate_recipe(given: DictConfig, source: str, overrides: list[str], regis
             problems.append(f"{key}: unknown top-level key{did_you_mean(key, schema_fields)}")
 
     defaults = RecipeSchema()
-    train = _validate_config("train", TrainConfig, plain.get("train", {}), problems)
-    evaluation = _validate_config("eval", EvalConfig, plain.get("eval", {}), problems)
+    train = _validate_config("train", TrainConfig, plain.get("train", {}), registry, problems)
+    evaluation = _validate_config("eval", EvalConfig, plain.get("eval", {}), registry, problems)
     sections: dict[str, Section | None] = {}
     for section, kind in COMPONENT_SECTIONS.items():
         value = plain.get(section, getattr(defaults, section))
@@ -280,14 +285,23 @@ def _validate_section(
         return None
     options = {k: v for k, v in value.items() if k != "name"}
     before = len(problems)
-    config = _validate_config(path, component.config, options, problems, owner=f"{kind} '{name}'")
+    config = _validate_config(path, component.config, options, registry, problems, owner=f"{kind} '{name}'")
     return Section(component, config) if len(problems) == before else None
 
 
 def _validate_config(
-    path: str, config_cls: type | None, options: Any, problems: list[str], owner: str | None = None
+    path: str,
+    config_cls: type | None,
+    options: Any,
+    registry: Registry,
+    problems: list[str],
+    owner: str | None = None,
 ) -> Any:
-    """Check keys and types of ``options`` against ``config_cls`` and build the instance."""
+    """Check keys and types of ``options`` against ``config_cls`` and build the instance.
+
+    Nested-section fields are validated here as sections of their kind (recursively); OmegaConf
+    checks the other keys against the config without them.
+    """
     owner_text = f" ({owner})" if owner else ""
     if config_cls is None:
         if options:
@@ -301,10 +315,16 @@ def _validate_config(
     for key in options:
         if key not in fields:
             problems.append(f"{path}.{key}: unknown key{owner_text}{did_you_mean(key, fields)}")
-    schema = OmegaConf.structured(config_cls)
+    nested = nested_section_fields(config_cls)
+    sections = {
+        key: _validate_nested(f"{path}.{key}", declared, options.get(key, _ABSENT), registry, problems, owner_text)
+        for key, declared in nested.items()
+    }
+    nested_failed = len(problems) > start
+    schema = OmegaConf.structured(_plain_schema(config_cls))
     valid = {}
     for key, value in options.items():
-        if key in fields:
+        if key in fields and key not in nested:
             try:
                 OmegaConf.merge(schema, {key: value})
                 valid[key] = value
@@ -316,7 +336,9 @@ def _validate_config(
         if missing:
             problems.extend(f"{path}.{key}: required key{owner_text} is missing" for key in missing)
             return None
-        instance = OmegaConf.to_object(merged)
+        if nested_failed:
+            return None
+        instance = _instantiate(config_cls, merged, sections)
     except (ValueError, TypeError) as exc:
         problems.append(str(exc) if str(exc).startswith(f"{path}.") else f"{path}: {exc}")
         return None
@@ -324,6 +346,75 @@ def _validate_config(
         problems.append(f"{path}: {_first_line(exc)}")
         return None
     return instance if len(problems) == start else None
+
+
+#: A nested-section key the recipe leaves out (``None`` is an explicit ``null``).
+_ABSENT = object()
+
+
+def _validate_nested(
+    path: str, declared: NestedSection, value: Any, registry: Registry, problems: list[str], owner_text: str
+) -> Section | list[Section] | None:
+    """The validated section(s) of one nested-section field, or what stands in for them after a problem."""
+    if declared.many:
+        if value is _ABSENT:
+            return []
+        if not isinstance(value, list):
+            problems.append(f"{path}: expected a list of {declared.kind} sections{owner_text}, got {value!r}")
+            return []
+        return [
+            section
+            for index, entry in enumerate(value)
+            if (section := _validate_section(f"{path}[{index}]", declared.kind, entry, registry, problems))
+        ]
+    if value is _ABSENT or value is None:
+        if not declared.optional:
+            problem = "is missing" if value is _ABSENT else "is null"
+            problems.append(f"{path}: required {declared.kind} section{owner_text} {problem}")
+        return None
+    return _validate_section(path, declared.kind, value, registry, problems)
+
+
+@functools.cache
+def _plain_schema(config_cls: type) -> type:
+    """``config_cls`` without its nested-section fields (and without its checks), for OmegaConf's type checks.
+
+    A config without nested sections is its own schema. Field types are resolved one by one, so a
+    nested field's annotation (``Section``, often imported for type checkers only) is never evaluated.
+    """
+    nested = nested_section_fields(config_cls)
+    if not nested:
+        return config_cls
+    fields = [
+        (
+            f.name,
+            _field_type(config_cls, f.name),
+            dataclasses.field(default=f.default, default_factory=f.default_factory, kw_only=f.kw_only),
+        )
+        for f in dataclasses.fields(config_cls)
+        if f.init and f.name not in nested
+    ]
+    return dataclasses.make_dataclass(config_cls.__name__, fields)
+
+
+def _field_type(config_cls: type, name: str) -> Any:
+    """The evaluated annotation of field ``name``, from the class of the MRO that declares it."""
+    for klass in config_cls.__mro__:
+        annotation = vars(klass).get("__annotations__", {}).get(name)
+        if annotation is not None:
+            if isinstance(annotation, str):
+                return eval(annotation, vars(sys.modules[klass.__module__]), dict(vars(klass)))
+            return annotation
+    raise TypeError(f"{config_cls.__name__}.{name} has no annotation")
+
+
+def _instantiate(config_cls: type, merged: DictConfig, sections: dict[str, Any]) -> Any:
+    """The config instance (its ``__post_init__`` runs once): OmegaConf's values plus the nested sections."""
+    if not sections:
+        return OmegaConf.to_object(merged)
+    checked = OmegaConf.to_object(merged)
+    values = {f.name: getattr(checked, f.name) for f in dataclasses.fields(checked)}
+    return config_cls(**values, **sections)
 
 
 def _first_line(exc: BaseException) -> str:

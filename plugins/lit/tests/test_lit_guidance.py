@@ -176,9 +176,10 @@ def test_enhancement_gradients_reach_only_the_network_and_the_tower_is_untouched
 
 
 def test_a_second_backbone_can_serve_the_identity_loss(tiny_plugin, shapes_clip, image_task):
-    adapter = make(
-        "rave", shapes_clip, image_task, network="zero-dce++", identity_backbone={"name": "tiny-clip", "arch": "resnet"}
-    )
+    from mmadapt import validate_section
+
+    identity = validate_section("backbone", {"name": "tiny-clip", "arch": "resnet"}, where="adapter.identity_backbone")
+    adapter = make("rave", shapes_clip, image_task, network="zero-dce++", identity_backbone=identity)
     assert adapter.identity_tower is not shapes_clip
     assert adapter.levels == [0, 1, 2, 3, 4] and adapter.level_weights == [1.0, 1.0, 1.0, 1.0, 0.5]
     images = torch.rand(2, 3, 24, 40)
@@ -196,7 +197,8 @@ def test_a_second_backbone_can_serve_the_identity_loss(tiny_plugin, shapes_clip,
 
 
 def test_a_bad_identity_backbone_section_names_its_key():
-    from mmadapt import SectionError
+    from mmadapt import SectionError, validate_section
 
     with pytest.raises(SectionError, match="adapter.identity_backbone"):
-        plugin.RaveConfig(identity_backbone={"name": "no-such-backbone"})
+        rave = {"name": "rave", "identity_backbone": {"name": "no-such-backbone"}}
+        validate_section("adapter", rave, where="adapter")

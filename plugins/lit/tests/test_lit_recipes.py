@@ -21,3 +21,13 @@ def test_there_are_shapes_and_paper_recipes():
 def test_the_recipe_validates(path):
     recipe = check_recipe(OmegaConf.to_container(OmegaConf.load(path)), str(path))
     assert recipe.adapter.name in ("rave", "clip-lit", "clip-lit-latent")
+
+
+def test_the_identity_backbone_is_validated_with_the_recipe_and_resolved_with_its_defaults():
+    path = RECIPES / "lit" / "rave-baid.yaml"
+    recipe = check_recipe(OmegaConf.to_container(OmegaConf.load(path)), str(path))
+    identity = recipe.adapter.config.identity_backbone
+    assert identity.name == "openclip" and identity.config.arch == "RN101"
+    assert OmegaConf.to_container(recipe.resolved.adapter.identity_backbone) == {
+        "name": "openclip", "arch": "RN101", "pretrained": "openai", "cache_dir": None, "quick_gelu": None
+    }

@@ -12,6 +12,7 @@ from mmadapt import DataBundle, Task, UserError
 from mmadapt.testing import run_recipe, tiny_recipe
 from mmadapt_prompts.merged import merged_split, merged_task
 from mmadapt_prompts.multitask import masked_objective, task_names
+from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
 SOURCE = {"name": "tiny-colours", "n_classes": 3, "seed": 5, "shots": 4}
@@ -78,6 +79,8 @@ def test_multitask_run_trains_on_every_task_and_reports_each(tiny_plugin, tmp_pa
     # 4 x 8 + 3 x 4 training images, batch 16: 2 steps per epoch.
     assert summary["steps"] == 2 * 2
     assert summary["params"]["trainable"] == 4 * 64
+    resolved = OmegaConf.load(tmp_path / "run" / "resolved.yaml")
+    assert resolved.protocol.datasets[0].train_per_class == 16  # a default the recipe leaves out
 
 
 def test_multitask_validates_its_dataset_sections(tiny_plugin, tmp_path):

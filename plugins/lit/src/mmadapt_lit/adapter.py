@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mmadapt import Adapter, Backbone, Task, UserError
+from mmadapt import Adapter, Backbone, Section, Task, UserError
 from torch import nn
 
 from .config import ClipLitConfig, ClipLitLatentConfig, EnhancerConfig, RaveConfig
@@ -124,13 +124,9 @@ class LitAdapter(Adapter):
         return {"images": self.enhance(batch["image"])}
 
 
-def _identity_backbone(section: dict | None) -> Backbone | None:
+def _identity_backbone(section: Section | None) -> Backbone | None:
     """The second backbone of the identity loss, built from its recipe section (frozen), or None."""
-    if section is None:
-        return None
-    from mmadapt import validate_section
-
-    return validate_section("backbone", section, where="adapter.identity_backbone").build()
+    return section.build() if section is not None else None
 
 
 class RaveAdapter(LitAdapter):

@@ -7,8 +7,12 @@ weights, RAVE's 6 x 320 guidance weight.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mmadapt import UserError
+from mmadapt import UserError, nested_section
+
+if TYPE_CHECKING:
+    from mmadapt import Section
 
 NETWORKS = ("clip-lit-net", "zero-dce", "zero-dce++", "unet")
 
@@ -39,7 +43,7 @@ class EnhancerConfig:
     identity_levels: list[int] | None = None
     #: A second backbone section for the identity loss (the papers: ``{name: openclip, arch: RN101,
     #: pretrained: openai}``); null: the recipe's backbone serves both guidance and identity.
-    identity_backbone: dict | None = None
+    identity_backbone: Section | None = nested_section("backbone", optional=True)
 
     def check_enhancer(self) -> None:
         """Refuse an unknown network or an empty level list, naming the key."""
@@ -47,10 +51,6 @@ class EnhancerConfig:
             raise LitConfigError(f"adapter.network must be one of {', '.join(NETWORKS)}; got {self.network!r}")
         if self.identity_levels is not None and not self.identity_levels:
             raise LitConfigError("adapter.identity_levels must name at least one level, or be null for the default")
-        if self.identity_backbone is not None:
-            from mmadapt import validate_section
-
-            validate_section("backbone", self.identity_backbone, where="adapter.identity_backbone")
 
 
 @dataclass

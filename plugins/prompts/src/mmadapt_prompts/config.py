@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mmadapt import check_prompt_context
+from mmadapt import check_prompt_context, nested_sections
+
+if TYPE_CHECKING:
+    from mmadapt import Section
 
 
 @dataclass
@@ -79,11 +82,6 @@ class MultitaskConfig:
     """
 
     #: Further datasets, e.g. ``[{name: coop, root: ..., split_file: ..., shots: 16}]``.
-    datasets: list[dict[str, Any]] = field(default_factory=list)
+    datasets: list[Section] = nested_sections("dataset")
     #: Softmax over each training image's own task's classes only (MVLPT's per-task masking).
     mask_logits: bool = True
-
-    def __post_init__(self) -> None:
-        from mmadapt import validate_sections
-
-        validate_sections("dataset", self.datasets, where="protocol.datasets")

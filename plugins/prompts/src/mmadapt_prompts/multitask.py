@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from mmadapt import DataBundle, Protocol, Run, Split, UserError, apply_few_shot, validate_sections
+from mmadapt import DataBundle, Protocol, Run, Split, UserError, apply_few_shot
 
 from .merged import merged_split, merged_task
 
@@ -23,13 +23,9 @@ from .merged import merged_split, merged_task
 class MultitaskProtocol(Protocol):
     """Train on the merged tasks, then evaluate each task on its own classes."""
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        self.sources = validate_sections("dataset", config.datasets, where="protocol.datasets")
-
     def prepare(self, bundle: DataBundle) -> DataBundle:
         """Build the further datasets and merge every task; the adapter serves the merged classes."""
-        self.bundles = [bundle, *(section.build() for section in self.sources)]
+        self.bundles = [bundle, *(section.build() for section in self.config.datasets)]
         self.names = task_names(self.bundles)
         task = merged_task(self.bundles, self.names)
         self.task_of_class = torch.tensor(
@@ -63,7 +59,7 @@ class MultitaskProtocol(Protocol):
         """
         data = run.recipe.data.config
         parts, chosen = [self.bundles[0].split("train")], {}
-        for config, bundle, name in zip((s.config for s in self.sources), self.bundles[1:], self.names[1:]):
+        for config, bundle, name in zip((s.config for s in self.config.datasets), self.bundles[1:], self.names[1:]):
             for key in ("augment", "on_bad_image"):
                 if getattr(config, key) != getattr(data, key):
                     raise UserError(
