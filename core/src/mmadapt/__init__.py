@@ -17,7 +17,7 @@ from .plugins import get_plugin_manager
 __version__ = "0.1.0"
 
 #: Version of the hook and public-API contract; bumped whenever ``__all__`` or a hook changes.
-HOOK_API = 4
+HOOK_API = 5
 
 _LAZY = {
     "Adapter": "mmadapt.adapter",
