@@ -6,11 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from . import __version__
 from .errors import UserError
 from .plugins import PluginManager, get_plugin_manager, plugin_report
+from .registry import Component
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,10 +90,16 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
 
     for command in manager.registry.all("command"):
         command_parser = sub.add_parser(command.name, help=command.summary)
-        if command.factory.add_arguments is not None:
-            command.factory.add_arguments(command_parser)
-        command_parser.set_defaults(handler=command.factory)
+        add_arguments = command.load_arguments()
+        if add_arguments is not None:
+            add_arguments(command_parser)
+        command_parser.set_defaults(handler=partial(_run_command, command))
     return parser
+
+
+def _run_command(command: Component, args: argparse.Namespace) -> int:
+    """A plugin's command: its handler is imported only when the command runs."""
+    return command.load()(args)
 
 
 def _take_late_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
@@ -202,9 +210,10 @@ def _bench(manager: PluginManager, args: argparse.Namespace) -> int:
         return _list_benchmarks(manager)
     benchmark = manager.registry.get("benchmark", args.name)
     parser = argparse.ArgumentParser(prog=f"adapt bench {benchmark.name}", description=benchmark.summary)
-    if benchmark.factory.add_arguments is not None:
-        benchmark.factory.add_arguments(parser)
-    ratios = benchmark.factory(parser.parse_args(args.options))
+    add_arguments = benchmark.load_arguments()
+    if add_arguments is not None:
+        add_arguments(parser)
+    ratios = benchmark.load()(parser.parse_args(args.options))
     if not isinstance(ratios, dict):
         raise TypeError(f"benchmark {benchmark.name!r} of plugin {benchmark.plugin!r} returned "
                         f"{type(ratios).__name__}; run(args) must return its ratios, {{name: float}}")
