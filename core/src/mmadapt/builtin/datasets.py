@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..hookspecs import hookimpl
-from .dataset_configs import (
+from .config import (
     CoopConfig,
     ImageFolderConfig,
     MultiLabelConfig,

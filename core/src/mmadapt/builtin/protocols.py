@@ -34,21 +34,21 @@ class Base2NovelConfig:
 
 def build_eval_only(config):
     """The ``eval-only`` protocol."""
-    from .protocol_impl import EvalOnlyProtocol
+    from .standard_protocols import EvalOnlyProtocol
 
     return EvalOnlyProtocol(config)
 
 
 def build_standard(config):
     """The ``standard`` protocol."""
-    from .protocol_impl import StandardProtocol
+    from .standard_protocols import StandardProtocol
 
     return StandardProtocol(config)
 
 
 def build_base2novel(config):
     """The ``base2novel`` protocol."""
-    from .protocol_impl import Base2NovelProtocol
+    from .standard_protocols import Base2NovelProtocol
 
     return Base2NovelProtocol(config)
 
