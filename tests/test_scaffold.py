@@ -98,7 +98,7 @@ def test_new_plugin_refuses_an_existing_directory(tmp_path, capsys):
 
 def test_new_plugin_refuses_the_name_of_an_installed_adapter(tmp_path, capsys):
     assert main(["new-plugin", "linear-probe", "--dir", str(tmp_path)]) == 2
-    assert "already registered by plugin 'mmadapt.builtin.adapters'" in capsys.readouterr().err
+    assert "already registered by plugin 'mmadapt.builtin.plugin'" in capsys.readouterr().err
     assert not (tmp_path / "mmadapt-linear-probe").exists()
 
 

@@ -27,14 +27,7 @@ from .registry import KINDS, Component, Factory, Registry
 ENTRY_POINT_GROUP = "mmadapt"
 
 #: Builtin plugin modules, registered through the same path as third-party plugins.
-BUILTIN_PLUGINS = (
-    "mmadapt.builtin.backbones",
-    "mmadapt.builtin.datasets",
-    "mmadapt.builtin.adapters",
-    "mmadapt.builtin.objectives",
-    "mmadapt.builtin.protocols",
-    "mmadapt.builtin.metrics",
-)
+BUILTIN_PLUGINS = ("mmadapt.builtin.plugin",)
 
 _REGISTRATION_HOOKS = {f"register_{kind}s": kind for kind in KINDS}
 
