@@ -25,9 +25,9 @@ from torch import nn
 
 from .backbone import Backbone
 from .builtin.baselines import zeroshot_classifier
+from .config import CLASS_TOKEN_POSITIONS
 from .data import prompt_name
 from .errors import UserError
-from .prompt_config import CLASS_TOKEN_POSITIONS
 
 #: CoOp's default number of context tokens without a word initialisation.
 DEFAULT_N_CTX = 16
