@@ -63,13 +63,13 @@ def build_exposure(config: Any) -> Any:
 
 
 def _command(args: argparse.Namespace) -> int:
-    from .commands import main
+    from .cli import main
 
     return main(args)
 
 
 def _command_arguments(parser: argparse.ArgumentParser) -> None:
-    from .commands import add_arguments
+    from .cli import add_arguments
 
     add_arguments(parser)
 
