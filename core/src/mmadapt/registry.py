@@ -22,7 +22,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
         "protocol": ("multitask",),
         "benchmark": ("prompts",),
     },
-    "mmadapt-shapes": {"backbone": ("shapes-clip",), "dataset": ("shapes",)},
+    "mmadapt-shapes": {"backbone": ("shapes-clip",), "dataset": ("shapes",), "benchmark": ("shapes",)},
     "mmadapt-kapt": {"adapter": ("kapt",)},
     "mmadapt-ept": {"adapter": ("ept", "ept-visual"), "benchmark": ("ept",)},
     "mmadapt-lit": {
