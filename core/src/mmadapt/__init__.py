@@ -69,6 +69,7 @@ _LAZY = {
     "image_psnr": "mmadapt.metrics",
     "draw_training_curves": "mmadapt.plots",
     "Protocol": "mmadapt.protocol",
+    "check_adapter_interface": "mmadapt.protocol",
     "CLASS_TOKEN_POSITIONS": "mmadapt.config",
     "check_prompt_context": "mmadapt.config",
     "HandwrittenTextFeatures": "mmadapt.prompting",
