@@ -81,7 +81,7 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
     new_plugin = sub.add_parser("new-plugin", help="create a plugin package mmadapt-NAME, ready to pip install -e")
     new_plugin.add_argument("name", help="plugin name: lowercase letters, digits, hyphens (e.g. clip-adapter)")
     new_plugin.add_argument("--dir", default=".", help="where to create mmadapt-NAME/ (default: here)")
-    new_plugin.set_defaults(handler=lambda args: _new_plugin(manager, args))
+    new_plugin.set_defaults(handler=lambda args: _new_plugin(manager, args, set(sub.choices)))
 
     bench = sub.add_parser("bench", help="list benchmarks, or run one: speed side by side with a baseline")
     bench.add_argument("name", nargs="?", help="benchmark to run (without: list them)")
@@ -169,10 +169,10 @@ def _split_list(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
-def _new_plugin(manager: PluginManager, args: argparse.Namespace) -> int:
+def _new_plugin(manager: PluginManager, args: argparse.Namespace, commands: set[str]) -> int:
     from .scaffold import create_plugin
 
-    path = create_plugin(args.name, args.dir, registry=manager.registry)
+    path = create_plugin(args.name, args.dir, registry=manager.registry, commands=commands)
     print(f"created {path}/\nnext:\n  cd {path}\n  pip install -e '.[test]'\n  pytest\n"
           f"  adapt run recipes/{path.name.removeprefix('mmadapt-')}-shapes.yaml   # needs mmadapt-shapes")
     return 0
