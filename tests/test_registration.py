@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from mmadapt import hookimpl
+from mmadapt.cli import main
 from mmadapt.errors import PluginLoadError
 from mmadapt.plugins import PluginManager
 from mmadapt.registry import FIRST_PARTY, KINDS, import_reference, is_reference
@@ -83,6 +84,26 @@ def test_a_malformed_reference_fails_its_plugin_at_registration():
     info = manager.add_plugin("malformed-plugin", MalformedPlugin)
     assert "must be a reference 'package.module:object' or a callable" in info.error
     assert manager.registry.find("dataset", "malformed") is None
+
+
+class BrokenCommandPlugin:
+    """Registers a command whose options module does not exist."""
+
+    @hookimpl
+    def register_commands(self, register):
+        register("broken", "mmadapt_no_such_module.cli:main", "cannot run",
+                 add_arguments="mmadapt_no_such_module.cli:add_arguments")
+
+
+def test_a_command_whose_options_fail_to_import_breaks_only_itself(register_plugin, capsys):
+    register_plugin(BrokenCommandPlugin(), "broken-plugin")
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0 and "broken" in capsys.readouterr().out
+    assert main(["broken", "--anything", "x"]) == 2
+    error = capsys.readouterr().err
+    assert "command 'broken' of plugin 'broken-plugin'" in error
+    assert "'mmadapt_no_such_module.cli:add_arguments' failed to import: ModuleNotFoundError" in error
 
 
 LIGHT_COMMAND = """

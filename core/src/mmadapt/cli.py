@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError
+from .errors import PluginLoadError, UserError
 from .plugins import PluginManager, get_plugin_manager, plugin_report
 from .registry import Component
 
@@ -21,6 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         manager = get_plugin_manager()
         parser = build_parser(manager)
         args, extra = parser.parse_known_args(argv)
+        if getattr(args, "load_error", None) is not None:
+            raise args.load_error
         _take_late_overrides(parser, args, extra)
         return int(args.handler(args) or 0)
     except UserError as exc:
@@ -90,7 +92,12 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
 
     for command in manager.registry.all("command"):
         command_parser = sub.add_parser(command.name, help=command.summary)
-        add_arguments = command.load_arguments()
+        try:
+            add_arguments = command.load_arguments()
+        except PluginLoadError as error:
+            # One plugin's broken command must not break `adapt`: the command itself reports the error.
+            command_parser.set_defaults(load_error=error)
+            continue
         if add_arguments is not None:
             add_arguments(command_parser)
         command_parser.set_defaults(handler=partial(_run_command, command))
