@@ -106,8 +106,8 @@ class Component:
             target = import_reference(factory)
         except Exception as exc:
             raise PluginLoadError(
-                f"{self.kind} {self.name!r} of plugin {self.plugin!r} ({self.distribution or 'builtin'}) cannot be "
-                f"built: its {role} {factory!r} failed to import: {type(exc).__name__}: {exc}"
+                f"{self.kind} {self.name!r} of plugin {self.plugin!r} ({self.distribution or 'builtin'}): its {role} "
+                f"{factory!r} failed to import: {type(exc).__name__}: {exc}"
             ) from exc
         if not callable(target):
             raise PluginLoadError(
