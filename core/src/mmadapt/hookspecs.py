@@ -66,7 +66,8 @@ def register_protocols(register):
     Call ``register(name, factory, config, summary)``; ``factory(config)`` returns an
     ``mmadapt.Protocol``: ``prepare(bundle)`` reshapes the data before the adapter is built,
     ``run(run) -> dict[str, float]`` trains and evaluates and returns the headline metrics,
-    ``evaluate(run)`` is the evaluation alone (what ``adapt eval`` calls).
+    ``evaluate(run)`` is the evaluation alone (what ``adapt eval`` calls). What it needs from an
+    adapter beyond ``mmadapt.Adapter`` it declares in ``adapter_interface``, checked when the run is built.
     """
 
 
