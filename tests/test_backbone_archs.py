@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from mmadapt.builtin.backbones import OpenClipConfig
+from mmadapt.builtin.config import OpenClipConfig
 from mmadapt.builtin.openclip import OpenClipBackbone
 from mmadapt.errors import UserError
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 from mmadapt.backbone import Backbone
-from mmadapt.builtin.backbones import OpenClipConfig, register_backbones
+from mmadapt.builtin.config import OpenClipConfig
 from mmadapt.builtin.openclip import OpenClipBackbone
+from mmadapt.builtin.plugin import register_backbones
 from mmadapt.errors import UserError
 from mmadapt.testing_models import TINY_IMAGE_SIZE, tiny_openclip_backbone, tiny_openclip_config
 from torch import nn
@@ -401,7 +402,7 @@ def test_plugin_registers_both_backbones_and_imports_cheaply() -> None:
     register_backbones(register=lambda name, factory, config, summary: registered.update({name: config}))
     assert set(registered) == {"openclip", "timm"}
     code = (
-        "import sys, mmadapt.builtin.backbones; "
+        "import sys, mmadapt.builtin.plugin; "
         "heavy = {'torch', 'open_clip', 'timm'} & set(sys.modules); assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from mmadapt.builtin.backbones import TimmConfig
+from mmadapt.builtin.config import TimmConfig
 from mmadapt.builtin.timm_vit import TimmBackbone
 from mmadapt.errors import UserError
 from mmadapt.testing_models import TINY_IMAGE_SIZE, tiny_timm_backbone

@@ -7,8 +7,9 @@ import os
 
 import pytest
 import torch
-from mmadapt.builtin import datasets
-from mmadapt.builtin.datasets import CoopConfig, ImageFolderConfig, MultiLabelConfig
+from mmadapt.builtin import image_datasets as datasets
+from mmadapt.builtin.config import CoopConfig, ImageFolderConfig, MultiLabelConfig
+from mmadapt.builtin.plugin import register_datasets
 from mmadapt.data import collate
 from mmadapt.errors import UserError
 from PIL import Image
@@ -23,7 +24,7 @@ def _image(path, color=(200, 10, 10)):
 
 def _registered():
     found = {}
-    datasets.register_datasets(register=lambda name, factory, config, summary: found.update({name: (factory, config)}))
+    register_datasets(register=lambda name, factory, config, summary: found.update({name: (factory, config)}))
     return found
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mmadapt.builtin import datasets
-from mmadapt.builtin.datasets import PairedFoldersConfig, UnpairedFoldersConfig
+from mmadapt.builtin import folder_pairs as datasets
+from mmadapt.builtin.config import PairedFoldersConfig, UnpairedFoldersConfig
 from mmadapt.data import BadImageError, collate
 from mmadapt.errors import UserError
 from PIL import Image

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -145,8 +146,20 @@ def mentioned_commands(path: Path) -> set[tuple[int, str]]:
     return found
 
 
-def test_every_documented_command_exists(manager: PluginManager) -> None:
-    known = subcommands(manager)
+def example_commands(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The commands the tutorial's example plugin (docs/examples/mmadapt-clip-adapter) adds once installed."""
+    monkeypatch.syspath_prepend(str(DOCS / "examples" / "mmadapt-clip-adapter" / "src"))
+    from mmadapt_clip_adapter import plugin
+
+    names: set[str] = set()
+    plugin.register_commands(register=lambda name, *args, **kwargs: names.add(name))
+    for module in [m for m in sys.modules if m.split(".")[0] == "mmadapt_clip_adapter"]:
+        del sys.modules[module]
+    return names
+
+
+def test_every_documented_command_exists(manager: PluginManager, monkeypatch: pytest.MonkeyPatch) -> None:
+    known = subcommands(manager) | example_commands(monkeypatch)
     assert {"run", "validate", "eval", "plugins", "recipes", "runs"} <= known
     unknown = [
         f"{path.name}:{line}: adapt {sub}"

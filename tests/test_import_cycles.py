@@ -1,4 +1,5 @@
-"""The core's import graph: no cycles, and the builtin plugins depend on the core, never the reverse.
+"""No import cycles inside the core package or any bundled plugin, and the builtin plugins depend on the
+core, never the reverse.
 
 Imports inside functions count too. A cycle through a function-level import still ties two modules
 together (neither can be understood, tested or moved without the other), and turns into an
@@ -13,16 +14,18 @@ from pathlib import Path
 
 import mmadapt
 
-PACKAGE_ROOT = Path(mmadapt.__file__).parent
+ROOT = Path(__file__).resolve().parents[1]
+#: The core package and the package of every plugin under plugins/.
+PACKAGES = [Path(mmadapt.__file__).parent, *sorted(ROOT.glob("plugins/*/src/mmadapt_*"))]
 
 
-def module_name(path: Path) -> str:
+def module_name(path: Path, package: Path) -> str:
     """``mmadapt.builtin.openclip`` for ``.../mmadapt/builtin/openclip.py``; a package is its ``__init__``."""
-    parts = list(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts)
+    parts = list(path.relative_to(package.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {module_name(path): path for path in PACKAGE_ROOT.rglob("*.py")}
+MODULES = {module_name(path, package): path for package in PACKAGES for path in package.rglob("*.py")}
 
 
 def _is_type_checking_block(node: ast.AST) -> bool:
@@ -47,7 +50,7 @@ def _import_nodes(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
 
 
 def imported_modules(name: str, source: str, is_package: bool = False) -> set[str]:
-    """The package's modules that module ``name`` (its ``source``) imports anywhere in its code."""
+    """The checked packages' modules that module ``name`` (its ``source``) imports anywhere in its code."""
     package = name if is_package else name.rpartition(".")[0]
     targets: set[str] = set()
     for node in _import_nodes(ast.parse(source)):
@@ -107,7 +110,10 @@ def test_the_cycle_finder_sees_a_cycle_through_function_level_imports():
     assert imported_modules("mmadapt.cli", typing_only) == set()
 
 
-def test_the_core_package_has_no_import_cycles():
+def test_the_core_and_every_plugin_have_no_import_cycles():
+    assert {package.name for package in PACKAGES} >= {
+        "mmadapt", "mmadapt_ept", "mmadapt_kapt", "mmadapt_lane", "mmadapt_lit", "mmadapt_prompts", "mmadapt_shapes"
+    }
     graph = {name: imported_modules(name, path.read_text(), path.name == "__init__.py")
              for name, path in MODULES.items()}
     assert import_cycles(graph) == [], "modules that import each other, directly or through others"

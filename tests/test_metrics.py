@@ -8,7 +8,8 @@ import random
 import pytest
 import torch
 from mmadapt import hookimpl
-from mmadapt.builtin import metrics as builtin_metrics
+from mmadapt.builtin import config as builtin_metrics
+from mmadapt.builtin.plugin import register_metrics
 from mmadapt.errors import UserError
 from mmadapt.metrics import (
     F1,
@@ -21,6 +22,7 @@ from mmadapt.metrics import (
     average_precision,
     harmonic_mean,
 )
+from mmadapt.registry import import_reference
 from mmadapt.testing import run_recipe, tiny_recipe
 
 
@@ -128,17 +130,17 @@ def test_empty_metrics_report_nan():
 
 def test_registration_builds_every_metric():
     found = {}
-    builtin_metrics.register_metrics(
+    register_metrics(
         register=lambda name, factory, config, summary: found.update({name: (factory, config)})
     )
     assert set(found) == {"accuracy", "per-class-accuracy", "map", "f1", "psnr", "ssim"}
     for factory, config in found.values():
-        metric = factory(config() if config else object())
+        metric = import_reference(factory)(config() if config else None)
         assert hasattr(metric, "update") and hasattr(metric, "compute") and hasattr(metric, "reset")
-    assert found["f1"][0](builtin_metrics.F1Config(threshold=0.5)).threshold == 0.5
+    assert import_reference(found["f1"][0])(builtin_metrics.F1Config(threshold=0.5)).threshold == 0.5
     with pytest.raises(ValueError, match="f1.threshold"):
         builtin_metrics.F1Config(threshold=80)
-    assert list(found["psnr"][0](builtin_metrics.PsnrConfig(channel="y")).compute()) == ["psnr_y"]
+    assert list(import_reference(found["psnr"][0])(builtin_metrics.PsnrConfig(channel="y")).compute()) == ["psnr_y"]
     with pytest.raises(ValueError, match="psnr.channel must be one of rgb, y"):
         builtin_metrics.PsnrConfig(channel="yuv")
 

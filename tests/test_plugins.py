@@ -58,7 +58,7 @@ def test_builtins_register_through_the_same_path(plugin_dir):
     assert list(manager.plugins)[: len(BUILTIN_PLUGINS)] == list(BUILTIN_PLUGINS)
     assert not manager.failures, [f.error for f in manager.failures]
     zeroshot = manager.registry.get("adapter", "zeroshot")
-    assert zeroshot.plugin == "mmadapt.builtin.adapters"
+    assert zeroshot.plugin == "mmadapt.builtin.plugin"
     assert zeroshot.distribution == "mmadapt" and zeroshot.version
 
 
@@ -101,7 +101,7 @@ def test_duplicate_component_names_both_plugins(plugin_dir):
     make_plugin_dist(plugin_dir, "mmadapt-dup", "dup_plugin", GOOD.replace("prompt-test", "zeroshot"))
     manager = PluginManager(strict=False, only={"dup_plugin"}).load()
     error = manager.plugins["dup_plugin"].error
-    assert "registered twice" in error and "mmadapt.builtin.adapters" in error and "dup_plugin" in error
+    assert "registered twice" in error and "mmadapt.builtin.plugin" in error and "dup_plugin" in error
 
 
 HALF_DUPLICATE = GOOD + """
@@ -180,7 +180,7 @@ def test_cli_plugins_survives_broken_plugin(plugin_dir):
     assert report["good_plugin"]["components"] == {"adapter": ["prompt-test"], "command": ["hello"]}
     assert report["good_plugin"]["version"] == "0.3.1"
     assert "frobnicator" in report["broken_plugin"]["error"]
-    assert report["mmadapt.builtin.adapters"]["components"]["adapter"] == ["linear-probe", "lora", "zeroshot"]
+    assert report["mmadapt.builtin.plugin"]["components"]["adapter"] == ["linear-probe", "lora", "zeroshot"]
     hello = run_adapt(["hello"], path=plugin_dir)
     assert hello.returncode == 0 and "hello from a plugin" in hello.stdout
 

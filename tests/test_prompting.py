@@ -276,7 +276,7 @@ def test_the_documented_adapter_meets_the_kg_regularizer_contract(tiny, short_co
     batch = {"image": torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0)),
              "label": torch.tensor([0, 1, 2])}
     kg = plugin_manager.registry.get("objective", "kg-regularizer")
-    assert kg.plugin == "mmadapt.builtin.objectives"  # a builtin: no method plugin needed
+    assert kg.plugin == "mmadapt.builtin.plugin"  # a builtin: no method plugin needed
     assert_kg_regularizer_contract(adapter, batch)
 
 

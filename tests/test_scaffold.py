@@ -71,6 +71,7 @@ def test_new_plugin_writes_a_complete_package(tmp_path, capsys):
         "recipes/tip-shapes.yaml",
         "src/mmadapt_tip/__init__.py",
         "src/mmadapt_tip/adapter.py",
+        "src/mmadapt_tip/cli.py",
         "src/mmadapt_tip/config.py",
         "src/mmadapt_tip/plugin.py",
         "tests/test_plugin.py",
@@ -98,8 +99,15 @@ def test_new_plugin_refuses_an_existing_directory(tmp_path, capsys):
 
 def test_new_plugin_refuses_the_name_of_an_installed_adapter(tmp_path, capsys):
     assert main(["new-plugin", "linear-probe", "--dir", str(tmp_path)]) == 2
-    assert "already registered by plugin 'mmadapt.builtin.adapters'" in capsys.readouterr().err
+    assert "already registered by plugin 'mmadapt.builtin.plugin'" in capsys.readouterr().err
     assert not (tmp_path / "mmadapt-linear-probe").exists()
+
+
+@pytest.mark.parametrize("taken", ["bench", "coop-split"])
+def test_new_plugin_refuses_the_name_of_a_command(taken, tmp_path, capsys):
+    assert main(["new-plugin", taken, "--dir", str(tmp_path)]) == 2
+    assert f"`adapt {taken}` is already a command" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_docs_example_is_the_scaffold_output():
@@ -143,11 +151,12 @@ def test_scaffold_install_test_run_and_list(tmp_path):
         tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                                cwd=package, capture_output=True, text=True, timeout=300)
         assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
-        assert "6 passed" in tests.stdout
+        assert "7 passed" in tests.stdout
 
         listed = run_adapt(["plugins", "--json"])
         entry = next(e for e in json.loads(listed.stdout) if e["distribution"] == names.dist)
-        assert entry["components"] == {"adapter": [name]} and entry["version"] == "0.1.0" and not entry["error"]
+        assert entry["components"] == {"adapter": [name], "command": [name]}
+        assert entry["version"] == "0.1.0" and not entry["error"]
 
         recipe = package / "recipes" / f"{name}-shapes.yaml"
         validated = run_adapt(["validate", str(recipe)])

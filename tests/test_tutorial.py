@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from mmadapt.recipe import validate_recipe
-from mmadapt.testing import run_recipe, tiny_recipe_from
+from mmadapt.testing import adapt_command, run_recipe, tiny_recipe_from
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +35,7 @@ QUOTED_IN_FULL = {
     "src/mmadapt_clip_adapter/config.py",
     "src/mmadapt_clip_adapter/adapter.py",
     "src/mmadapt_clip_adapter/plugin.py",
+    "src/mmadapt_clip_adapter/cli.py",
     "recipes/clip-adapter-shapes.yaml",
     "tests/test_plugin.py",
 }
@@ -120,6 +121,12 @@ def test_the_tutorial_adapter_learns_the_tiny_task(clip_adapter, register_plugin
     # 4 classes: chance is 25%.
     assert summary["metrics"]["test/accuracy"] >= 75.0, summary["metrics"]
     assert summary["params"]["trainable"] == 2 * 32 * (32 // 4)  # d²/2 for the tiny CLIP's d = 32
+
+
+def test_the_example_command_counts_the_tutorial_parameters(clip_adapter, register_plugin, capsys):
+    register_plugin(clip_adapter, "clip-adapter")
+    assert adapt_command(["clip-adapter", "params", "--width", "512"]) == 0
+    assert "131,072 trainable parameters" in capsys.readouterr().out  # d²/2 for ViT-B/16's d = 512
 
 
 @pytest.mark.parametrize(("line", "source", "name"), example_tests())

@@ -6,11 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from . import __version__
-from .errors import UserError
+from .errors import PluginLoadError, UserError
 from .plugins import PluginManager, get_plugin_manager, plugin_report
+from .registry import Component
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,6 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         manager = get_plugin_manager()
         parser = build_parser(manager)
         args, extra = parser.parse_known_args(argv)
+        if getattr(args, "load_error", None) is not None:
+            raise args.load_error
         _take_late_overrides(parser, args, extra)
         return int(args.handler(args) or 0)
     except UserError as exc:
@@ -79,7 +83,7 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
     new_plugin = sub.add_parser("new-plugin", help="create a plugin package mmadapt-NAME, ready to pip install -e")
     new_plugin.add_argument("name", help="plugin name: lowercase letters, digits, hyphens (e.g. clip-adapter)")
     new_plugin.add_argument("--dir", default=".", help="where to create mmadapt-NAME/ (default: here)")
-    new_plugin.set_defaults(handler=lambda args: _new_plugin(manager, args))
+    new_plugin.set_defaults(handler=lambda args: _new_plugin(manager, args, set(sub.choices)))
 
     bench = sub.add_parser("bench", help="list benchmarks, or run one: speed side by side with a baseline")
     bench.add_argument("name", nargs="?", help="benchmark to run (without: list them)")
@@ -88,10 +92,21 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
 
     for command in manager.registry.all("command"):
         command_parser = sub.add_parser(command.name, help=command.summary)
-        if command.factory.add_arguments is not None:
-            command.factory.add_arguments(command_parser)
-        command_parser.set_defaults(handler=command.factory)
+        try:
+            add_arguments = command.load_arguments()
+        except PluginLoadError as error:
+            # One plugin's broken command must not break `adapt`: the command itself reports the error.
+            command_parser.set_defaults(load_error=error)
+            continue
+        if add_arguments is not None:
+            add_arguments(command_parser)
+        command_parser.set_defaults(handler=partial(_run_command, command))
     return parser
+
+
+def _run_command(command: Component, args: argparse.Namespace) -> int:
+    """A plugin's command: its handler is imported only when the command runs."""
+    return command.load()(args)
 
 
 def _take_late_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
@@ -161,10 +176,10 @@ def _split_list(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
-def _new_plugin(manager: PluginManager, args: argparse.Namespace) -> int:
+def _new_plugin(manager: PluginManager, args: argparse.Namespace, commands: set[str]) -> int:
     from .scaffold import create_plugin
 
-    path = create_plugin(args.name, args.dir, registry=manager.registry)
+    path = create_plugin(args.name, args.dir, registry=manager.registry, commands=commands)
     print(f"created {path}/\nnext:\n  cd {path}\n  pip install -e '.[test]'\n  pytest\n"
           f"  adapt run recipes/{path.name.removeprefix('mmadapt-')}-shapes.yaml   # needs mmadapt-shapes")
     return 0
@@ -202,9 +217,10 @@ def _bench(manager: PluginManager, args: argparse.Namespace) -> int:
         return _list_benchmarks(manager)
     benchmark = manager.registry.get("benchmark", args.name)
     parser = argparse.ArgumentParser(prog=f"adapt bench {benchmark.name}", description=benchmark.summary)
-    if benchmark.factory.add_arguments is not None:
-        benchmark.factory.add_arguments(parser)
-    ratios = benchmark.factory(parser.parse_args(args.options))
+    add_arguments = benchmark.load_arguments()
+    if add_arguments is not None:
+        add_arguments(parser)
+    ratios = benchmark.load()(parser.parse_args(args.options))
     if not isinstance(ratios, dict):
         raise TypeError(f"benchmark {benchmark.name!r} of plugin {benchmark.plugin!r} returned "
                         f"{type(ratios).__name__}; run(args) must return its ratios, {{name: float}}")

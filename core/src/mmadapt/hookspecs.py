@@ -2,6 +2,9 @@
 
 Registration hooks receive a ``register`` callback. The core calls each plugin's implementation
 separately, so every component it registers is recorded with its plugin, distribution and version.
+A factory (a command's handler, a benchmark's ``run``, their ``add_arguments``) is given by reference,
+``"package.module:object"`` in entry-point syntax: the module is imported when the component is
+first built, so registering imports nothing heavy. A callable is accepted too.
 
 Lifecycle hooks observe a run. They must not change the run's numbers; use them for logging,
 notifications or extra artefacts. An observer that raises is reported as a ``RuntimeWarning``
@@ -63,7 +66,8 @@ def register_protocols(register):
     Call ``register(name, factory, config, summary)``; ``factory(config)`` returns an
     ``mmadapt.Protocol``: ``prepare(bundle)`` reshapes the data before the adapter is built,
     ``run(run) -> dict[str, float]`` trains and evaluates and returns the headline metrics,
-    ``evaluate(run)`` is the evaluation alone (what ``adapt eval`` calls).
+    ``evaluate(run)`` is the evaluation alone (what ``adapt eval`` calls). What it needs from an
+    adapter beyond ``mmadapt.Adapter`` it declares in ``adapter_interface``, checked when the run is built.
     """
 
 
@@ -83,8 +87,9 @@ def register_commands(register):
     """Add subcommands to the ``adapt`` command line.
 
     Call ``register(name, handler, help, add_arguments=None)``: ``add_arguments(parser)`` fills an
-    ``argparse`` parser; ``handler(args) -> int`` runs the command and returns its exit code. Keep the
-    handler's heavy imports inside it, so ``adapt --help`` stays fast.
+    ``argparse`` parser; ``handler(args) -> int`` runs the command and returns its exit code. Every
+    ``adapt`` call imports the module that ``add_arguments`` names, so keep that module cheap (heavy
+    imports inside the handler).
     """
 
 
@@ -97,7 +102,7 @@ def register_benchmarks(register):
     that ``add_arguments(parser)`` filled, then calls ``run(args) -> dict[str, float]``. ``run``
     times both sides in the one process, prints what it measured, and returns the ratios
     (``{"reference / ours": 8.6}``), which ``adapt bench`` prints as ``ratio reference / ours: 8.60x``.
-    Keep heavy imports inside ``run``.
+    ``run``'s module is imported only when the benchmark runs.
     """
 
 

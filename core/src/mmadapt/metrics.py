@@ -16,6 +16,7 @@ values.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -57,6 +58,11 @@ class Metric:
 
     def __init__(self) -> None:
         self.reset()
+
+    @classmethod
+    def from_config(cls, config: Any = None) -> Metric:
+        """The metric from its recipe section: the config's fields as keyword arguments (no config: none)."""
+        return cls() if config is None else cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
 
     def reset(self) -> None:
         """Forget every sample seen so far."""

@@ -22,19 +22,12 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .registry import KINDS, Component, Registry
+from .registry import KINDS, Component, Factory, Registry
 
 ENTRY_POINT_GROUP = "mmadapt"
 
 #: Builtin plugin modules, registered through the same path as third-party plugins.
-BUILTIN_PLUGINS = (
-    "mmadapt.builtin.backbones",
-    "mmadapt.builtin.datasets",
-    "mmadapt.builtin.adapters",
-    "mmadapt.builtin.objectives",
-    "mmadapt.builtin.protocols",
-    "mmadapt.builtin.metrics",
-)
+BUILTIN_PLUGINS = ("mmadapt.builtin.plugin",)
 
 _REGISTRATION_HOOKS = {f"register_{kind}s": kind for kind in KINDS}
 
@@ -173,7 +166,7 @@ def _stage(
     staged: Registry,
     info: PluginInfo,
     name: str,
-    factory: Callable[..., Any],
+    factory: Factory,
     config: type | None = None,
     summary: str = "",
 ) -> None:
@@ -184,42 +177,24 @@ def _stage_command(
     staged: Registry,
     info: PluginInfo,
     name: str,
-    handler: Callable[[Any], int],
+    handler: Factory,
     help: str = "",
-    add_arguments: Callable[[Any], None] | None = None,
+    add_arguments: Factory | None = None,
 ) -> None:
-    command = _Command(handler, add_arguments)
-    staged.add(Component("command", name, command, None, help, info.name, info.distribution, info.version))
-
-
-@dataclass(frozen=True)
-class _Command:
-    handler: Callable[[Any], int]
-    add_arguments: Callable[[Any], None] | None
-
-    def __call__(self, args: Any) -> int:
-        return self.handler(args)
+    origin = (info.name, info.distribution, info.version)
+    staged.add(Component("command", name, handler, None, help, *origin, add_arguments=add_arguments))
 
 
 def _stage_benchmark(
     staged: Registry,
     info: PluginInfo,
     name: str,
-    run: Callable[[Any], dict[str, float]],
+    run: Factory,
     summary: str = "",
-    add_arguments: Callable[[Any], None] | None = None,
+    add_arguments: Factory | None = None,
 ) -> None:
-    benchmark = _Benchmark(run, add_arguments)
-    staged.add(Component("benchmark", name, benchmark, None, summary, info.name, info.distribution, info.version))
-
-
-@dataclass(frozen=True)
-class _Benchmark:
-    run: Callable[[Any], dict[str, float]]
-    add_arguments: Callable[[Any], None] | None
-
-    def __call__(self, args: Any) -> dict[str, float]:
-        return self.run(args)
+    origin = (info.name, info.distribution, info.version)
+    staged.add(Component("benchmark", name, run, None, summary, *origin, add_arguments=add_arguments))
 
 
 _STAGERS = {"command": _stage_command, "benchmark": _stage_benchmark}

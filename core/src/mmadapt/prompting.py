@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import Backbone
+from .config import CLASS_TOKEN_POSITIONS
 from .data import prompt_name
 from .errors import UserError
-from .prompt_config import CLASS_TOKEN_POSITIONS
 from .zeroshot import zeroshot_classifier
 
 #: CoOp's default number of context tokens without a word initialisation.

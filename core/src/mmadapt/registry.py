@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UserError, did_you_mean
+from .errors import PluginLoadError, UserError, did_you_mean
 
 KINDS = ("backbone", "adapter", "objective", "dataset", "protocol", "metric", "command", "benchmark")
 
@@ -20,7 +22,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
         "protocol": ("multitask",),
         "benchmark": ("prompts",),
     },
-    "mmadapt-shapes": {"backbone": ("shapes-clip",), "dataset": ("shapes",)},
+    "mmadapt-shapes": {"backbone": ("shapes-clip",), "dataset": ("shapes",), "benchmark": ("shapes",)},
     "mmadapt-kapt": {"adapter": ("kapt",)},
     "mmadapt-ept": {"adapter": ("ept", "ept-visual"), "benchmark": ("ept",)},
     "mmadapt-lit": {
@@ -45,22 +47,74 @@ RENAMED: dict[tuple[str, str], str] = {
 }
 
 
+#: A component's factory: a reference ``"package.module:object"`` (entry-point syntax; the module is
+#: imported when the component is first built), or the callable itself.
+Factory = str | Callable[..., Any]
+
+_REFERENCE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def is_reference(factory: object) -> bool:
+    """Whether ``factory`` is a well-formed reference ``package.module:object`` (``object`` may be dotted)."""
+    return isinstance(factory, str) and _REFERENCE.fullmatch(factory) is not None
+
+
+def import_reference(reference: str) -> Any:
+    """The object that ``package.module:attribute.path`` names, importing its module."""
+    module_name, _, path = reference.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for attribute in path.split("."):
+        target = getattr(target, attribute)
+    return target
+
+
 @dataclass(frozen=True)
 class Component:
-    """One registered component."""
+    """One registered component.
+
+    ``factory`` (and a command's or benchmark's ``add_arguments``) is a reference or a callable; a
+    reference is imported by :meth:`load` when the component is first built, so registering stays cheap.
+    """
 
     kind: str
     name: str
-    factory: Callable[..., Any]
+    factory: Factory
     config: type | None
     summary: str
     plugin: str
     distribution: str | None = None
     version: str | None = None
+    #: Commands and benchmarks: fills their ``argparse`` parser; None when they take no options.
+    add_arguments: Factory | None = None
+
+    def load(self) -> Callable[..., Any]:
+        """The factory (for a command its handler, for a benchmark its ``run``), imported when a reference."""
+        return self._resolve(self.factory, "factory")
+
+    def load_arguments(self) -> Callable[[Any], None] | None:
+        """``add_arguments`` of a command or benchmark, imported when a reference; None without one."""
+        return None if self.add_arguments is None else self._resolve(self.add_arguments, "add_arguments")
 
     def build(self, config: Any, *args: Any) -> Any:
         """Call the factory with a validated config instance and the kind's further arguments."""
-        return self.factory(config, *args)
+        return self.load()(config, *args)
+
+    def _resolve(self, factory: Factory, role: str) -> Callable[..., Any]:
+        if not isinstance(factory, str):
+            return factory
+        try:
+            target = import_reference(factory)
+        except Exception as exc:
+            raise PluginLoadError(
+                f"{self.kind} {self.name!r} of plugin {self.plugin!r} ({self.distribution or 'builtin'}): its {role} "
+                f"{factory!r} failed to import: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not callable(target):
+            raise PluginLoadError(
+                f"{self.kind} {self.name!r} of plugin {self.plugin!r}: its {role} {factory!r} names a "
+                f"{type(target).__name__}, not something to call"
+            )
+        return target
 
 
 class Registry:
@@ -82,6 +136,13 @@ class Registry:
                 f"plugin {component.plugin!r}: config of {component.kind} {component.name!r} must be a "
                 f"dataclass, got {component.config!r}"
             )
+        for role, factory in (("factory", component.factory), ("add_arguments", component.add_arguments)):
+            well_formed = is_reference(factory) if isinstance(factory, str) else callable(factory)
+            if not well_formed and not (role == "add_arguments" and factory is None):
+                raise TypeError(
+                    f"plugin {component.plugin!r}: {role} of {component.kind} {component.name!r} must be a reference "
+                    f"'package.module:object' or a callable; got {factory!r}"
+                )
         existing = self._components[component.kind].get(component.name)
         if existing is not None:
             raise ValueError(

@@ -17,6 +17,7 @@ from .errors import UserError
 from .plots import draw_training_curves
 from .plugins import PluginManager, get_plugin_manager, plugin_report
 from .processes import cpu_only, is_main_process
+from .protocol import check_adapter_interface
 from .recipe import Recipe, load_recipe, validate_recipe
 from .rundir import SEEDS, SUMMARY, RunDir, shared_timestamp
 from .sampling import seed_everything
@@ -125,6 +126,7 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
     protocol = recipe.protocol.build()
     bundle = protocol.prepare(bundle)
     adapter = recipe.adapter.build(backbone, bundle.task).to(accelerator.device)
+    check_adapter_interface(protocol, adapter, recipe.protocol.name, recipe.adapter.name)
     objective = recipe.objective.build(adapter)
     transforms = split_transforms(bundle.task, backbone.preprocessing, recipe.data.config.augment)
     run = Run(recipe, run_dir, accelerator, manager.lifecycle, bundle, adapter, objective, recipe.seed, transforms)

@@ -3,8 +3,9 @@
 The package is rendered from the templates in ``mmadapt/templates/plugin``: file contents and paths
 hold placeholders like ``{{module}}``, filled from the plugin name (see :class:`PluginNames`). A
 path component ``dot-x`` becomes ``.x`` (package data skips dot-files). The result is a complete
-plugin (entry point, config dataclass, adapter, example recipe, README, tests on
-``mmadapt.testing``) whose tests pass right after ``pip install -e``.
+plugin in the plugin layout (entry point, config dataclass, registration by reference, a command, the
+adapter, example recipe, README, tests on ``mmadapt.testing``) whose tests pass right after
+``pip install -e``.
 
 docs/examples/mmadapt-clip-adapter is ``adapt new-plugin clip-adapter`` verbatim; the tutorial in
 docs/writing-a-plugin.md walks through it.
@@ -13,6 +14,7 @@ docs/writing-a-plugin.md walks through it.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -93,13 +95,20 @@ def render_plugin(names: PluginNames, core_version: str = __version__) -> dict[s
     return dict(sorted(files.items()))
 
 
-def create_plugin(name: str, parent: str | Path = ".", *, registry: Registry | None = None) -> Path:
+def create_plugin(
+    name: str, parent: str | Path = ".", *, registry: Registry | None = None, commands: Collection[str] = ()
+) -> Path:
     """Write the plugin package ``mmadapt-NAME`` under ``parent`` and return its path.
 
     Refuses (``UserError``, exit code 2) an invalid name, an adapter name that an installed plugin
-    already registers (the two would clash once installed), and an existing directory.
+    already registers, a name among ``commands`` (``adapt``'s subcommands: the plugin adds
+    ``adapt NAME``; either would clash once installed), and an existing directory.
     """
     names = PluginNames.from_name(name)
+    if names.name in commands:
+        raise UserError(
+            f"`adapt {names.name}` is already a command, and the plugin adds `adapt {names.name}`; choose another name"
+        )
     existing = registry.find("adapter", names.name) if registry is not None else None
     if existing is not None:
         origin = existing.distribution or "builtin"

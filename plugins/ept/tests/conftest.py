@@ -33,14 +33,13 @@ def timm_backbone():
 
 @pytest.fixture
 def make_adapter():
-    """``make_adapter(name, backbone, classnames=CLASSNAMES, **options)`` through the registered factory."""
+    """``make_adapter(name, backbone, classnames=CLASSNAMES, **options)`` from the registered class."""
     from mmadapt import Task
-    from mmadapt_ept import plugin
+    from mmadapt_ept.config import EptConfig, EptVisualConfig
+    from mmadapt_ept.text import Ept
+    from mmadapt_ept.visual import EptVisual
 
-    factories = {
-        "ept": (plugin.EptConfig, plugin.build_ept),
-        "ept-visual": (plugin.EptVisualConfig, plugin.build_ept_visual),
-    }
+    factories = {"ept": (EptConfig, Ept), "ept-visual": (EptVisualConfig, EptVisual)}
 
     def make(name: str, backbone, classnames=CLASSNAMES, **options):
         config_cls, factory = factories[name]

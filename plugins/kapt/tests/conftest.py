@@ -35,10 +35,11 @@ def described_task(tiny_task):
 
 @pytest.fixture
 def make_kapt(tiny_backbone, described_task):
-    """``make_kapt(task=None, backbone=None, **options)``: a ``kapt`` adapter through the registered factory."""
-    from mmadapt_kapt.plugin import KaptConfig, build_kapt
+    """``make_kapt(task=None, backbone=None, **options)``: a ``kapt`` adapter from the registered class."""
+    from mmadapt_kapt.config import KaptConfig
+    from mmadapt_kapt.kapt import Kapt
 
     def make(task=None, backbone=None, **options):
-        return build_kapt(KaptConfig(**options), backbone or tiny_backbone, task or described_task)
+        return Kapt(KaptConfig(**options), backbone or tiny_backbone, task or described_task)
 
     return make

@@ -21,10 +21,11 @@ def vit_b16():
 
 @pytest.mark.parametrize(("head_proj", "expected"), [("learned", 429_344), ("frozen", 36_128)])
 def test_parameter_counts_at_vit_b16_width(vit_b16, head_proj, expected):
-    from mmadapt_kapt.plugin import KaptConfig, build_kapt
+    from mmadapt_kapt.config import KaptConfig
+    from mmadapt_kapt.kapt import Kapt
 
     task = Task(["cat", "dog"], knowledge={"cat": "a small animal with whiskers", "dog": "a loyal animal"})
-    adapter = build_kapt(KaptConfig(head_proj=head_proj), vit_b16, task)
+    adapter = Kapt(KaptConfig(head_proj=head_proj), vit_b16, task)
     assert adapter.parameter_counts()["trainable"] == expected
     groups = {name: sum(p.numel() for p in params) for name, params in adapter.parameter_groups().items()}
     assert groups == {"prompt": 2_048, "knowledge": 33_312, "head": 768 + (393_216 if head_proj == "learned" else 0)}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import torch
-from mmadapt_lane import plugin
+from mmadapt_lane.config import MultiLaneConfig, SeqPromptConfig
+from mmadapt_lane.multilane import MultiLane
+from mmadapt_lane.seqprompt import SeqPrompt
 from mmadapt_lane.tasks import IncrementalTask
 
 #: Four tasks of 3, 2, 2 and 1 classes (uneven, so blocks are told apart by size too).
@@ -20,10 +22,10 @@ def make_adapter(backbone, task=None, name: str = "multi-lane", seed: int = 0, *
     """The plugin's ``name`` adapter with small defaults (S = P = 4 in both blocks), built after seeding."""
     if name == "multi-lane":
         options = {"num_selectors": 4, "prompt_length": 4, "prompt_layers": 2, **options}
-        config, factory = plugin.MultiLaneConfig(**options), plugin.build_multi_lane
+        config, factory = MultiLaneConfig(**options), MultiLane
     else:
         options = {"prompt_length": 4, "prompt_layers": 2, **options}
-        config, factory = plugin.SeqPromptConfig(**options), plugin.build_seq_prompt
+        config, factory = SeqPromptConfig(**options), SeqPrompt
     torch.manual_seed(seed)
     return factory(config, backbone, task or incremental_task())
 

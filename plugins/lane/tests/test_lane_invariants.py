@@ -140,11 +140,12 @@ def vit_b16():
     ],
 )
 def test_parameter_counts_at_vit_b16_width(vit_b16, tasks, classes, tokens, layers, per_task, slices, head):
-    from mmadapt_lane import plugin
+    from mmadapt_lane.config import MultiLaneConfig
+    from mmadapt_lane.multilane import MultiLane
 
-    config = plugin.MultiLaneConfig(num_selectors=tokens, prompt_length=tokens, prompt_layers=layers)
+    config = MultiLaneConfig(num_selectors=tokens, prompt_length=tokens, prompt_layers=layers)
     task = incremental_task([classes // tasks] * tasks)
-    counts = plugin.build_multi_lane(config, vit_b16, task).parameter_counts()
+    counts = MultiLane(config, vit_b16, task).parameter_counts()
     assert (counts["per_task"], counts["head"]) == (per_task, head)
     assert counts["trainable"] == slices + head
 

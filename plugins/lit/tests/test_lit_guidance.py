@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from mmadapt_lit import plugin
+from mmadapt_lit import adapter as adapters
+from mmadapt_lit import config as lit_configs
 from mmadapt_lit.losses import (
     RANKING_PAIRS,
     guidance_loss,
@@ -18,14 +19,14 @@ from mmadapt_lit.losses import (
 
 def make(name, backbone, task, **options):
     configs = {
-        "rave": plugin.RaveConfig,
-        "clip-lit": plugin.ClipLitConfig,
-        "clip-lit-latent": plugin.ClipLitLatentConfig,
+        "rave": lit_configs.RaveConfig,
+        "clip-lit": lit_configs.ClipLitConfig,
+        "clip-lit-latent": lit_configs.ClipLitLatentConfig,
     }
     builders = {
-        "rave": plugin.build_rave,
-        "clip-lit": plugin.build_clip_lit,
-        "clip-lit-latent": plugin.build_clip_lit_latent,
+        "rave": adapters.RaveAdapter,
+        "clip-lit": adapters.ClipLitAdapter,
+        "clip-lit-latent": adapters.ClipLitLatentAdapter,
     }
     return builders[name](configs[name](**options), backbone, task)
 

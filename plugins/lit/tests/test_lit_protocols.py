@@ -94,7 +94,8 @@ def test_clip_lit_stages_train_only_their_group_and_leave_the_tower_bit_identica
 
 def test_after_prompt_initialisation_well_lit_images_score_higher_on_the_positive_prompt(tmp_path, shapes_clip):
     from mmadapt import Task
-    from mmadapt_lit import plugin
+    from mmadapt_lit.adapter import ClipLitLatentAdapter
+    from mmadapt_lit.config import ClipLitLatentConfig
 
     recipe = shapes_recipe(
         {"name": "clip-lit-latent"},
@@ -109,8 +110,8 @@ def test_after_prompt_initialisation_well_lit_images_score_higher_on_the_positiv
     )
     recipe["train"]["param_groups"] = {"prompts": {"lr": 0.05}}  # randn vectors of norm ~11 need large steps
     run_recipe(recipe, tmp_path)
-    adapter = plugin.build_clip_lit_latent(
-        plugin.ClipLitLatentConfig(network="zero-dce++"), shapes_clip, Task([], kind="image-to-image")
+    adapter = ClipLitLatentAdapter(
+        ClipLitLatentConfig(network="zero-dce++"), shapes_clip, Task([], kind="image-to-image")
     )
     adapter.load_trainable_state_dict(stage_weights(tmp_path / "run", "prompt-init"))
     bundle = recipe_bundle(recipe)

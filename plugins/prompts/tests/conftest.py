@@ -45,19 +45,11 @@ def wide_backbone():
 @pytest.fixture
 def make_adapter():
     """``make_adapter(name, backbone, classnames=CLASSNAMES, **options)`` through the registered factory."""
-    from mmadapt import Task
-    from mmadapt_prompts import plugin
-
-    factories = {
-        "coop": (plugin.CoopConfig, plugin.build_coop),
-        "cocoop": (plugin.CocoopConfig, plugin.build_cocoop),
-        "latent-prompt": (plugin.LatentPromptConfig, plugin.build_latent_prompt),
-        "mvlpt": (plugin.MvlptConfig, plugin.build_mvlpt),
-    }
+    from mmadapt import Task, get_plugin_manager
 
     def make(name: str, backbone, classnames=CLASSNAMES, templates=None, **options):
-        config_cls, factory = factories[name]
+        component = get_plugin_manager().registry.get("adapter", name)
         task = Task(list(classnames), templates=templates or ["a photo of a {}."])
-        return factory(config_cls(**options), backbone, task)
+        return component.build(component.config(**options), backbone, task)
 
     return make

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..data import BadImageError, DataBundle, DatasetRoot, FileSplit, Task, list_images, open_image, prompt_name
 from ..errors import UserError, did_you_mean
-from .dataset_configs import PairedFoldersConfig, UnpairedFoldersConfig
+from .config import PairedFoldersConfig, UnpairedFoldersConfig
 
 SPLITS = ("train", "val", "test")
 #: How many unmatched files a pairing error lists before it counts the rest.

@@ -25,7 +25,7 @@ from ..data import (
     prompt_name,
 )
 from ..errors import UserError, did_you_mean
-from .dataset_configs import CoopConfig, ImageFolderConfig, MultiLabelConfig
+from .config import CoopConfig, ImageFolderConfig, MultiLabelConfig
 
 SPLITS = ("train", "val", "test")
 

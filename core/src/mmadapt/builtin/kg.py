@@ -23,6 +23,8 @@ import torch.nn.functional as F
 
 from mmadapt.errors import UserError
 
+from .config import KgRegularizerConfig
+
 
 def kg_distance(text_features: torch.Tensor, handwritten_text_features: torch.Tensor) -> torch.Tensor:
     """``1 - mean cos`` between learned and hand-written text features, in fp32."""
@@ -34,8 +36,9 @@ def kg_distance(text_features: torch.Tensor, handwritten_text_features: torch.Te
 Objective = Callable[[dict[str, torch.Tensor], dict[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
-def build_kg_regularizer(weight: float, adapter: Any) -> Objective:
+def build_kg_regularizer(config: KgRegularizerConfig, adapter: Any) -> Objective:
     """The KgCoOp objective for an adapter that reports ``text_features`` and ``handwritten_text_features``."""
+    weight = config.weight
     if not isinstance(getattr(adapter, "report_handwritten", None), bool):
         raise UserError(
             f"objective kg-regularizer needs an adapter with learned text features and hand-written targets "

@@ -25,7 +25,7 @@ from .timm_vit import vit_blocks, vit_class_token, vit_token_embeddings
 
 if TYPE_CHECKING:
     # Only for annotations: backbones.py imports this module lazily, and not the other way round.
-    from .backbones import OpenClipConfig
+    from .config import OpenClipConfig
 
 #: Maps a list of texts to token ids ``(n, context_length)``; open_clip's tokenizers are such callables.
 Tokenizer = Callable[[list[str]], torch.Tensor]

@@ -22,7 +22,7 @@ from .hub import download_failure, hub_offline_when_unreachable, offline_help
 
 if TYPE_CHECKING:
     # Only for annotations: backbones.py imports this module lazily, and not the other way round.
-    from .backbones import TimmConfig
+    from .config import TimmConfig
 
 
 class TimmBackbone(Backbone):

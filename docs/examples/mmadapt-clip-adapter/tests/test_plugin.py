@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from mmadapt.testing import (
+    adapt_command,
     assert_adapter_contract,
     assert_import_is_cheap,
     run_recipe,
@@ -24,13 +25,20 @@ from mmadapt_clip_adapter.config import ClipAdapterConfig
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "clip-adapter-shapes.yaml"
 
 
-def test_the_entry_point_registers_the_adapter(plugin_manager):
-    component = plugin_manager.registry.get("adapter", "clip-adapter")
-    assert component.distribution == "mmadapt-clip-adapter"
+def test_the_entry_point_registers_the_adapter_and_the_command(plugin_manager):
+    for kind in ("adapter", "command"):
+        assert plugin_manager.registry.get(kind, "clip-adapter").distribution == "mmadapt-clip-adapter"
 
 
-def test_the_plugin_module_is_cheap_to_import():
+def test_the_plugin_and_command_modules_are_cheap_to_import():
     assert_import_is_cheap("mmadapt_clip_adapter.plugin")
+    assert_import_is_cheap("mmadapt_clip_adapter.cli")
+
+
+def test_the_params_command_counts_what_the_adapter_trains(plugin_manager, tiny_backbone, tiny_task, capsys):
+    trainable = ClipAdapter(ClipAdapterConfig(), tiny_backbone, tiny_task).parameter_counts()["trainable"]
+    assert adapt_command(["clip-adapter", "params", "--width", str(tiny_backbone.embed_dim)]) == 0
+    assert f"{trainable:,} trainable parameters" in capsys.readouterr().out
 
 
 def test_the_adapter_keeps_the_contract(tiny_backbone, tiny_task, tiny_batch):

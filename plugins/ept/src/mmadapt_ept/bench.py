@@ -68,7 +68,9 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     import torch
     from mmadapt import Task, UserError, random_openclip_backbone
 
-    from .plugin import EptConfig, EptVisualConfig, build_ept, build_ept_visual
+    from .config import EptConfig, EptVisualConfig
+    from .text import Ept
+    from .visual import EptVisual
 
     visual = args.variant == "visual"
     length = args.length or (20 if visual else 16)
@@ -83,11 +85,11 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     pixels = torch.randn(args.batch_size, 3, size, size)
     labels = torch.randint(0, args.classes, (args.batch_size,))
     if visual:
-        config, build, batch = EptVisualConfig, build_ept_visual, {"image": pixels}
+        config, build, batch = EptVisualConfig, EptVisual, {"image": pixels}
     else:
         with torch.no_grad():
             batch = {"image_features": backbone.encode_image(pixels).float()}
-        config, build = EptConfig, build_ept
+        config, build = EptConfig, Ept
     settings = {"vanilla": dict(n_ctx=length, rank=0, fusion=False, projection=False),
                 "dept": dict(n_ctx=short, fusion=False, projection=False), "ept": dict(n_ctx=short)}
     if not visual:

@@ -10,6 +10,7 @@ and ends. Per-task evaluations live in ``run.state``, so a resumed run does not 
 from __future__ import annotations
 
 import sys
+import typing
 from dataclasses import fields
 from typing import Any
 
@@ -21,13 +22,27 @@ from .tasks import IncrementalTask, incremental_bundle
 
 #: Files every class-incremental run writes into its run directory.
 RESULTS, FIGURE = "class_incremental.json", "map_per_task.png"
-TASK_METHODS = ("start_task", "end_task", "serve_tasks")
+
+
+@typing.runtime_checkable
+class IncrementalAdapter(typing.Protocol):
+    """An adapter that is told when each task starts and ends (multi-lane, seq-prompt)."""
+
+    def start_task(self, index: int) -> None:
+        """Task ``index`` begins training."""
+
+    def end_task(self, index: int) -> None:
+        """Task ``index`` is learned: evaluation now serves tasks 0 .. index."""
+
+    def serve_tasks(self, count: int) -> None:
+        """Evaluate on the first ``count`` tasks (a saved adapter after ``count`` tasks)."""
 
 
 class ClassIncremental(Protocol):
     """Learn the tasks of a ``B{b}-C{c}`` split one after another; evaluate over seen classes after each."""
 
     name = "class-incremental"
+    adapter_interface = IncrementalAdapter
 
     def prepare(self, bundle: DataBundle) -> DataBundle:
         """Relabel the classes in class order and cut them into the split's tasks."""
@@ -38,7 +53,6 @@ class ClassIncremental(Protocol):
     def run(self, run: Run) -> dict[str, Any]:
         """Train task after task, evaluating after each; return the summary metrics."""
         check_weight_decay(run.recipe.train)
-        check_incremental_adapter(run.adapter, self.name)
         train = run.bundle.split(self.config.train_split)
         evaluations = dict(run.state.get("evaluations", {}))
         for index, block in enumerate(self.blocks):
@@ -56,7 +70,6 @@ class ClassIncremental(Protocol):
 
     def evaluate(self, run: Run) -> dict[str, float]:
         """The adapter after every task: ``final/...`` over all classes."""
-        check_incremental_adapter(run.adapter, self.name)
         run.adapter.serve_tasks(len(self.blocks))
         return {f"final/{k}": v for k, v in self._scores(run, len(self.blocks), prefix="final").items()}
 
@@ -92,6 +105,8 @@ class Joint(ClassIncremental):
     """Every class of the split's tasks at once, in one stage: the upper bound of class-incremental learning."""
 
     name = "joint"
+    #: Any adapter: an incremental one is told that its single task starts and ends.
+    adapter_interface = None
 
     def prepare(self, bundle: DataBundle) -> DataBundle:
         """The class-incremental data with one task of every class, so adapters build a single lane."""
@@ -102,7 +117,7 @@ class Joint(ClassIncremental):
 
     def run(self, run: Run) -> dict[str, Any]:
         """Train on every training image with all its labels, then evaluate like the last task."""
-        incremental = all(callable(getattr(run.adapter, name, None)) for name in TASK_METHODS)
+        incremental = isinstance(run.adapter, IncrementalAdapter)
         if incremental:
             run.adapter.start_task(0)
         run.fit(self.config.train_split, stage="joint")
@@ -112,7 +127,7 @@ class Joint(ClassIncremental):
 
     def evaluate(self, run: Run) -> dict[str, float]:
         """``final/...`` over all classes, with the mAP of each task block of the split."""
-        if all(callable(getattr(run.adapter, name, None)) for name in TASK_METHODS):
+        if isinstance(run.adapter, IncrementalAdapter):
             run.adapter.serve_tasks(1)
         return {f"final/{k}": v for k, v in self._scores(run, len(self.blocks), prefix="final").items()}
 
@@ -139,13 +154,3 @@ def check_weight_decay(train: Any) -> None:
                 f"{key} is {value}, but protocol class-incremental needs 0: weight decay moves the parameters of "
                 f"earlier tasks, whose gradients are zero, and breaks their isolation; set {key}=0"
             )
-
-
-def check_incremental_adapter(adapter: Any, protocol: str) -> None:
-    """A ``UserError`` unless the adapter can be told when tasks start and end."""
-    missing = [name for name in TASK_METHODS if not callable(getattr(adapter, name, None))]
-    if missing:
-        raise UserError(
-            f"protocol {protocol} needs an adapter that is told when each task starts and ends "
-            f"({', '.join(TASK_METHODS)}); adapter {type(adapter).__name__} is not: use multi-lane or seq-prompt"
-        )

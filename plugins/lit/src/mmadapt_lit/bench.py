@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
 
 NETWORK_NAMES = ("clip-lit-net", "zero-dce", "zero-dce++", "unet")
 
@@ -114,6 +113,7 @@ def network_steps(backbone, networks: list[str], sizes: list[int], repeats: int)
     from mmadapt import Task
 
     from .adapter import RaveAdapter
+    from .bench_guidance import rave_step
     from .config import RaveConfig
 
     task = Task([], kind="image-to-image")
@@ -142,20 +142,6 @@ def network_steps(backbone, networks: list[str], sizes: list[int], repeats: int)
         for name, size in times
         if name != "clip-lit-net" and ("clip-lit-net", size) in times
     }
-
-
-def rave_step(adapter, optimizer, images) -> Callable[[], None]:
-    """One RAVE training step of ``adapter`` on ``images`` (the ShapesWorld recipe's loss weights)."""
-    from .losses import guidance_loss
-
-    def step() -> None:
-        out = adapter.enhance(images)
-        loss = 1920.0 * guidance_loss(adapter.embed(out), adapter.residual, adapter.residual_target)
-        (loss + 22.5 * adapter.identity(out, images)).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    return step
 
 
 def time_to_target(backbone, args: argparse.Namespace) -> dict[str, float]:

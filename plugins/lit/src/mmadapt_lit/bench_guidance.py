@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from .losses import clip_loss, ranking_loss, residual_vector
+from .losses import clip_loss, guidance_loss, ranking_loss, residual_vector
 from .stages import cycled
 
 BATCH = 4
@@ -47,6 +47,19 @@ def _batches(count: int, seed: int):
     generator = torch.Generator().manual_seed(seed)
     while True:
         yield from torch.randperm(count, generator=generator).split(BATCH)
+
+
+def rave_step(adapter, optimizer, images) -> Callable[[], None]:
+    """One RAVE training step of ``adapter`` on ``images`` (the ShapesWorld recipe's loss weights)."""
+
+    def step() -> None:
+        out = adapter.enhance(images)
+        loss = 1920.0 * guidance_loss(adapter.embed(out), adapter.residual, adapter.residual_target)
+        (loss + 22.5 * adapter.identity(out, images)).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
 
 
 def race(backbone, args: argparse.Namespace) -> dict:
@@ -172,8 +185,6 @@ def _clip_lit(
 
 
 def _rave_step(adapter, optimizer, backlit: torch.Tensor, order) -> Callable[[], None]:
-    from .bench import rave_step
-
     def step() -> None:
         rave_step(adapter, optimizer, backlit[next(order)])()
 

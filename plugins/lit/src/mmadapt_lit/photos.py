@@ -71,7 +71,7 @@ def run(run_dirs: list[Path], out: Path) -> list[dict]:
 
     import torch
 
-    from .commands import load_enhancer
+    from .enhancer import load_enhancer
     from .images import draw_grid, save_png
 
     adapters = [load_enhancer(path) for path in run_dirs]

@@ -9,6 +9,8 @@ run resumes where it stopped.
 
 from __future__ import annotations
 
+import typing
+
 import torch
 from mmadapt import Protocol, Split, UserError
 
@@ -18,9 +20,43 @@ from .roles import Roles, check_bundle, evaluation_inputs, split_roles
 from .stages import FeatureSplit, cycled, image_features, warm_up
 
 
+@typing.runtime_checkable
+class Enhancer(typing.Protocol):
+    """An enhancement adapter guided through a frozen image tower (rave, clip-lit, clip-lit-latent)."""
+
+    #: How it is guided: ``rave``, ``clip-lit`` or ``clip-lit-latent``.
+    guidance: str
+    #: The image tower's blocks whose features the identity loss compares.
+    levels: list[int]
+
+    def enhance(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+        """The enhanced images, the same sizes as the inputs."""
+
+    def embed(self, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """Unit-norm image features (B, D); differentiable."""
+
+    def identity(self, outputs, inputs, weights: list[float] | None = None) -> torch.Tensor:
+        """The identity loss between enhanced images and their inputs."""
+
+    def prompt_features(self) -> torch.Tensor:
+        """Unit-norm features (2, D) of the negative and positive prompts."""
+
+    def reset_network(self, seed: int) -> None:
+        """Re-initialise the enhancement network from ``seed``."""
+
+
+@typing.runtime_checkable
+class ResidualEnhancer(Enhancer, typing.Protocol):
+    """An enhancement adapter guided along a residual vector that the protocol sets (rave)."""
+
+    def set_residual(self, residual: torch.Tensor, target: torch.Tensor) -> None:
+        """Use ``residual`` (unit norm, (D,)) and its target from now on."""
+
+
 class LitProtocol(Protocol):
     """What both protocols share: data checks, the residual pass and the evaluation."""
 
+    adapter_interface = Enhancer
     #: Adapter guidance kinds this protocol trains.
     guidances: tuple[str, ...] = ()
 
@@ -30,11 +66,10 @@ class LitProtocol(Protocol):
 
     def check_adapter(self, run) -> None:
         """Refuse an adapter this protocol cannot train, naming the fix."""
-        guidance = getattr(run.adapter, "guidance", None)
-        if guidance not in self.guidances:
+        if run.adapter.guidance not in self.guidances:
             raise UserError(
                 f"protocol {self.name!r} trains adapters {', '.join(self.guidances)}; the recipe's "
-                f"adapter is {guidance or type(run.adapter).__name__}"
+                f"adapter is {run.adapter.guidance}"
             )
 
     def roles(self, run) -> Roles:
@@ -127,6 +162,7 @@ def write_grid(run, test: Split, count: int) -> None:
 class RaveProtocol(LitProtocol):
     """``rave``: residual pass, identity warm-up, one enhancement stage with 6·320·L_guid + 0.9·25·L_id."""
 
+    adapter_interface = ResidualEnhancer
     guidances = ("rave",)
 
     def run(self, run) -> dict[str, float]:

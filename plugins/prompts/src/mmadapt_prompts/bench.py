@@ -90,6 +90,17 @@ def build_steps(backbone, names: list[str], pixels, labels, n_ctx: int) -> Steps
     )
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``adapt bench prompts``."""
+    parser.add_argument("--arch", default="ViT-B-16", help="open_clip architecture, random weights (default ViT-B-16)")
+    parser.add_argument("--classes", type=int, default=100, help="number of classes (default 100)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")
+    parser.add_argument("--n-ctx", type=int, default=16, help="context tokens (default 16, CoOp's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="timed steps of each kind; the median is reported (default 1)")
+
+
 def main(args: argparse.Namespace) -> dict[str, float]:
     """Build the model, time ``args.repeats`` steps of each kind after a small warm-up, print both times
     and return the ratio (``adapt bench`` prints it)."""

@@ -4,11 +4,11 @@ CoOp reads ImageNet from class folders plus ``classnames.txt`` and FGVCAircraft 
 ``images_variant_*.txt`` lists; the other nine datasets come with ``split_zhou_<Name>.json``. This
 command writes the same kind of file for these two, from the same sources and with CoOp's labels,
 so every ``recipes/coop/`` recipe reads its data through the builtin ``coop-split`` dataset.
+:mod:`mmadapt_prompts.cli` holds the command's options and handler.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -82,18 +82,3 @@ def write_split(dataset: str, dataset_dir: str | Path) -> Path:
     path = dataset_dir / DATASETS[dataset][1]
     path.write_text(json.dumps(split), encoding="utf-8")
     return path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``adapt coop-split DATASET DATASET_DIR``."""
-    parser.add_argument("dataset", choices=sorted(DATASETS), help="which CoOp dataset")
-    parser.add_argument("dataset_dir", help="the dataset folder, e.g. $DATA/imagenet or $DATA/fgvc_aircraft")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Write the split file and say where the recipe expects it."""
-    path = write_split(args.dataset, args.dataset_dir)
-    counts = {name: len(items) for name, items in json.loads(path.read_text()).items()}
-    print(f"wrote {path} ({', '.join(f'{k}: {v}' for k, v in counts.items())} images)")
-    print(f"recipes read it with data.root={path.parent / DATASETS[args.dataset][0]}")
-    return 0

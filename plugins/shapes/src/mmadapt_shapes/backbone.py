@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from mmadapt import UserError
 
+from .config import ShapesClipConfig
 from .model import DEFAULT_WEIGHTS, MODEL_NAME, create_model, get_tokenizer
 
 
-def build_backbone(weights: str | None):
-    """An ``OpenClipBackbone`` around shapes-clip with the shipped (or given) weights."""
+def build_backbone(config: ShapesClipConfig):
+    """An ``OpenClipBackbone`` around shapes-clip with the shipped weights, or those ``config.weights`` names."""
     from mmadapt import OpenClipBackbone
 
-    path = weights or DEFAULT_WEIGHTS
+    path = config.weights or DEFAULT_WEIGHTS
     try:
         model = create_model(path)
     except FileNotFoundError:

@@ -8,6 +8,7 @@ from mmadapt import DataBundle, Split
 from mmadapt import Task as MmadaptTask
 from PIL import Image
 
+from .config import ShapesConfig
 from .tasks import SPLITS, Task, get_task
 
 
@@ -28,7 +29,7 @@ class ShapesSplit(Split):
         return {"image": Image.fromarray(item.image)}
 
 
-def build_bundle(config: Any) -> DataBundle:
+def build_bundle(config: ShapesConfig) -> DataBundle:
     """The task's ``train``, optional ``val`` and ``test`` splits."""
     task = get_task(config.task)
     sizes = {"train": config.train_size, "val": config.val_size, "test": config.test_size}

@@ -5,13 +5,11 @@ Reports top-1 accuracy for the ``shape``, ``shape-low-light``, ``shape-negative`
 classified among its own half, as in base-to-novel protocols), and text-to-image retrieval recall@1
 over 1,000 held-out (image, caption) pairs.
 
-    python -m mmadapt_shapes.evaluate --weights path/to/weights.safetensors
+    adapt shapes evaluate --weights path/to/weights.safetensors
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -103,23 +101,3 @@ def format_table(results: dict[str, float]) -> str:
     lines = [f"{'metric'.ljust(width)}  value", f"{'-' * width}  ------"]
     lines += [f"{k.ljust(width)}  {100 * v:5.1f}%" for k, v in results.items()]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point: ``python -m mmadapt_shapes.evaluate [--weights PATH]``."""
-    p = argparse.ArgumentParser(description="Zero-shot evaluation of shapes-clip on ShapesWorld.")
-    p.add_argument("--weights", default="default",
-                   help="'default', a .safetensors file, or a pretraining checkpoint .pt")
-    p.add_argument("--n", type=int, default=500, help="images per classification task")
-    p.add_argument("--n-retrieval", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    a = p.parse_args(argv)
-    results = evaluate(a.weights, a.n, a.n_retrieval, a.seed, a.threads)
-    if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-
-
-if __name__ == "__main__":
-    main()

@@ -12,12 +12,11 @@ from the step, so a resumed run continues exactly where the checkpoint left off.
 
 Run in the background with, e.g.::
 
-    python -m mmadapt_shapes.pretrain --out runs/shapes-clip --steps 3600 --batch-size 128
+    adapt shapes pretrain --out runs/shapes-clip --steps 3600 --batch-size 128
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -237,33 +236,3 @@ def pretrain(
         log.write(f"# done: {weights}\n")
     draw_training_curves(out)
     return weights
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point: ``python -m mmadapt_shapes.pretrain --out DIR --steps N ...``."""
-    p = argparse.ArgumentParser(description="Pretrain the shapes-clip model on ShapesWorld.")
-    p.add_argument("--out", required=True, help="run directory (checkpoint, log, weights)")
-    p.add_argument("--steps", type=int, default=3600)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--warmup", type=int, default=150)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--shape-loss", type=float, default=1.0, help="weight of the auxiliary shape term (0: off)")
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
-    p.add_argument("--export", default=None, help="also write the final weights to this path")
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
-    path = pretrain(a.out, a.steps, a.batch_size, a.lr, a.seed, resume=not a.no_resume, device=a.device,
-                    threads=a.threads, warmup=a.warmup, weight_decay=a.weight_decay, shape_loss=a.shape_loss,
-                    checkpoint_every=a.checkpoint_every, log_every=a.log_every, export_to=a.export,
-                    progress=not a.no_progress)
-    print(path)
-
-
-if __name__ == "__main__":
-    main()

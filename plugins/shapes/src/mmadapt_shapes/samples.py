@@ -1,8 +1,7 @@
-"""Sample image grids of each ShapesWorld task (``python -m mmadapt_shapes.samples OUT_DIR``)."""
+"""Sample image grids of each ShapesWorld task (``adapt shapes samples OUT_DIR``)."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from PIL import Image
@@ -42,15 +41,3 @@ def save_sample_grids(out_dir: str | Path) -> list[Path]:
     for filename, image in grids.items():
         _save(image, out / filename)
     return [out / filename for filename in grids]
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point."""
-    p = argparse.ArgumentParser(description="Save sample grids of every ShapesWorld task.")
-    p.add_argument("out_dir", nargs="?", default="docs/images")
-    for path in save_sample_grids(p.parse_args(argv).out_dir):
-        print(path)
-
-
-if __name__ == "__main__":
-    main()

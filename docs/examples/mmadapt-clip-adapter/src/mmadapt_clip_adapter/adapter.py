@@ -7,7 +7,7 @@ IJCV 2024, arXiv:2110.04544) keeps CLIP frozen and learns a small MLP on the ima
     logits = logit_scale * cos(f', t_c)     # t_c: zero-shot text feature of class c
 
 ``adapt new-plugin`` starts every plugin from this adapter; replace it with your method. This module
-imports torch, so only the factory in plugin.py imports it, when a recipe builds the adapter.
+imports torch; plugin.py names it by reference, so mmadapt imports it only when a recipe builds the adapter.
 """
 
 from __future__ import annotations

@@ -1,30 +1,18 @@
-"""mmadapt hooks of mmadapt-clip-adapter: registers the ``clip-adapter`` adapter.
+"""mmadapt hooks of mmadapt-clip-adapter: registers the ``clip-adapter`` adapter and the ``adapt clip-adapter`` command.
 
-pyproject.toml names this module as the plugin's entry point. It must stay cheap to import (mmadapt
-imports every plugin when ``adapt`` starts): the config is a plain dataclass, and torch loads only
-inside the factory.
+pyproject.toml names this module as the plugin's entry point. It only registers, and names each
+component by reference (``"package.module:object"``): mmadapt imports every plugin when ``adapt``
+starts, and a reference is imported only when a recipe builds the component (the adapter, and with
+it torch) or the command runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from mmadapt import hookimpl
 
 from .config import ClipAdapterConfig
-
-if TYPE_CHECKING:  # names for type hints only: importing them at run time would load torch
-    from mmadapt import Backbone, Task
-
-    from .adapter import ClipAdapter
-
-
-def build_clip_adapter(config: ClipAdapterConfig, backbone: Backbone, task: Task) -> ClipAdapter:
-    """Build the adapter from its validated config, the frozen backbone and the task."""
-    from .adapter import ClipAdapter
-
-    return ClipAdapter(config, backbone, task)
 
 
 @hookimpl
@@ -32,7 +20,18 @@ def register_adapters(register: Callable[..., None]) -> None:
     """Register the adapter under the name recipes use: ``adapter: {name: clip-adapter}``."""
     register(
         "clip-adapter",
-        build_clip_adapter,
+        "mmadapt_clip_adapter.adapter:ClipAdapter",
         ClipAdapterConfig,
         "residual bottleneck MLP on image features (CLIP-Adapter)",
+    )
+
+
+@hookimpl
+def register_commands(register: Callable[..., None]) -> None:
+    """Register ``adapt clip-adapter``, whose options and handler live in cli.py."""
+    register(
+        "clip-adapter",
+        "mmadapt_clip_adapter.cli:main",
+        "clip-adapter tools: `adapt clip-adapter params` counts the trainable parameters at a feature width",
+        add_arguments="mmadapt_clip_adapter.cli:add_arguments",
     )

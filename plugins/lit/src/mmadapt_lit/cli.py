@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .enhancer import load_enhancer
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The actions of ``adapt lit`` and their options."""
@@ -36,23 +38,6 @@ def main(args: argparse.Namespace) -> int:
     if args.action == "photos":
         return photos(Path(args.out), [Path(p) for p in args.run_dirs])
     return residual_words(Path(args.run_dir), args.top)
-
-
-def load_enhancer(run_dir: Path):
-    """The trained lit adapter of ``run_dir``; a ``UserError`` when the run is not an enhancement run."""
-    from mmadapt import UserError, load_run
-
-    from .adapter import LitAdapter
-
-    finished = load_run(run_dir)
-    if not isinstance(finished.adapter, LitAdapter):
-        raise UserError(
-            f"{run_dir}: its adapter {finished.recipe.adapter.name!r} is not an enhancement adapter; "
-            "`adapt lit` needs a run of rave, clip-lit or clip-lit-latent"
-        )
-    if finished.checkpoint is None:
-        raise UserError(f"{run_dir}: the run has no checkpoint yet; train it first (`adapt run --resume {run_dir}`)")
-    return finished.adapter
 
 
 def enhance(run_dir: Path, images: list[Path], out: Path) -> int:
