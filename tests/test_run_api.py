@@ -123,12 +123,12 @@ def test_evaluate_switches_task_and_metrics_and_features_pass_in_item_order(tiny
 
     class Probe(Protocol):
         def run(self, run):
-            bundle = DataBundle(run.task, dict(run.bundle.splits))
+            bundle = DataBundle(run.adapter.task, dict(run.bundle.splits))
             first_two = select_classes(bundle, [0, 1])
-            before = run.task
+            before = run.adapter.task
             metrics = run.evaluate(first_two.split("test"), task=first_two.task, metrics=[CountItems()],
                                    prefix="two")
-            seen["task_restored"] = run.task is before
+            seen["task_restored"] = run.adapter.task is before
             features = run.features("test", lambda batch: {"mean": batch["image"].mean(dim=(1, 2, 3))})
             seen["index"] = features["index"].tolist()
             seen["mean"] = features["mean"]

@@ -73,8 +73,8 @@ def test_multitask_run_trains_on_every_task_and_reports_each(tiny_plugin, tmp_pa
     assert set(metrics) == {"tiny-colours/accuracy", "tiny-colours-2/accuracy", "mean/accuracy"}
     assert metrics["mean/accuracy"] == pytest.approx(
         (metrics["tiny-colours/accuracy"] + metrics["tiny-colours-2/accuracy"]) / 2)
-    sampled = json.loads((tmp_path / "run" / "multitask_few_shot.json").read_text())
-    assert len(sampled["indices"]["tiny-colours-2"]["train"]) == 3 * 4
+    sampled = json.loads((tmp_path / "run" / "few_shot.json").read_text())
+    assert len(sampled["extra"]["datasets.0"]["indices"]["train"]) == 3 * 4
     # 4 x 8 + 3 x 4 training images, batch 16: 2 steps per epoch.
     assert summary["steps"] == 2 * 2
     assert summary["params"]["trainable"] == 4 * 64
