@@ -86,7 +86,9 @@ def prepare_data(
         return bundle, None
     dataset = _jsonable(section.as_dict())
     if saved is not None and _made_for(saved, dataset, config.shots, seed):
-        return _apply_saved(bundle, saved, where), {k: v for k, v in saved.items() if k != "extra"}
+        indices = _saved_positions(bundle, saved, where)
+        kept = {key: value for key, value in saved.items() if key != "extra"}
+        return apply_indices(bundle, indices), {**kept, "indices": indices}
     sampled, indices = apply_few_shot(bundle, config.shots, seed)
     items = {name: [item_key(bundle.split(name), i) for i in chosen] for name, chosen in indices.items()}
     return sampled, {"shots": config.shots, "seed": seed, "dataset": dataset, "indices": indices, "items": items}
@@ -109,10 +111,10 @@ def _made_for(saved: dict[str, Any], dataset: dict[str, Any], shots: int, seed: 
     return saved.get("shots") == shots and saved.get("seed") == seed and saved.get("dataset", dataset) == dataset
 
 
-def _apply_saved(bundle: DataBundle, saved: dict[str, Any], where: str) -> DataBundle:
-    """The bundle reduced to the saved items, found by name; positions only where no names were saved."""
+def _saved_positions(bundle: DataBundle, saved: dict[str, Any], where: str) -> dict[str, list[int]]:
+    """Where the saved items sit in the dataset now, found by name (saved positions where no names were saved)."""
     if "items" not in saved:
-        return apply_indices(bundle, saved["indices"])
+        return saved["indices"]
     indices, missing = {}, []
     for name, keys in saved["items"].items():
         indices[name], gone = _positions(bundle.split(name), keys)
@@ -124,7 +126,7 @@ def _apply_saved(bundle: DataBundle, saved: dict[str, Any], where: str) -> DataB
             f"{where}: {len(missing)} of the few-shot items this run was trained on are no longer in the dataset: "
             f"{shown}{more}. Restore them to rebuild the run, or start a new run, which samples afresh."
         )
-    return apply_indices(bundle, indices)
+    return indices
 
 
 def _positions(split: Split, keys: Sequence[str]) -> tuple[list[int], list[str]]:
