@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from mmadapt import UserError
-
-
-def draw_map_per_task(
-    path: Path,
-    curves: dict[str, list[float]],
-    title: str,
-    spreads: dict[str, list[float]] | None = None,
-    references: dict[str, float] | None = None,
-) -> Path:
-    """Draw :func:`map_per_task_figure` into ``path`` (.png). A ``UserError`` when matplotlib is missing."""
-    figure = map_per_task_figure(curves, title, spreads, references)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    figure.savefig(tmp, format="png", dpi=110)
-    tmp.replace(path)
-    return path
 
 
 def map_per_task_figure(
