@@ -79,6 +79,20 @@ def test_eval_load_run_and_resume_stop_naming_a_sampled_file_that_is_gone(tiny_p
         assert gone in str(error.value) and "few_shot.json" in str(error.value)
 
 
+def test_a_run_folder_with_positions_only_reloads_on_them(tiny_plugin, tmp_path):
+    from mmadapt import load_run
+    from mmadapt.runner import evaluate_run
+
+    run_recipe(few_shot_recipe(colour_folder(tmp_path / "data")), tmp_path / "out")
+    run_dir = tmp_path / "out" / "run"
+    saved = json.loads((run_dir / "few_shot.json").read_text())
+    (run_dir / "few_shot.json").write_text(json.dumps({key: saved[key] for key in ("shots", "seed", "indices")}))
+    assert load_run(run_dir).checkpoint is not None
+    evaluate_run(run_dir)
+    evaluated = json.loads(next((run_dir / "evals").glob("*/few_shot.json")).read_text())
+    assert evaluated["indices"] == saved["indices"]
+
+
 def test_eval_on_other_data_samples_that_data_afresh(tiny_plugin, tmp_path):
     from mmadapt.runner import evaluate_run
 
