@@ -78,14 +78,14 @@ def run_recipe(recipe: Recipe, run_dir: RunDir, manager: PluginManager | None = 
         run_dir.write_recipe(recipe.given, recipe.resolved)
         run_dir.write_env(plugin_report(manager))
     run, protocol = build_run(recipe, run_dir, manager, saved_in=run_dir)
-    if run.is_main:
+    if is_main_process():
         manager.lifecycle.on_run_start(run=run)
     metrics = protocol.run(run)
     facts = run.summary()
     summary = {"name": recipe.name, "seed": recipe.seed, "metrics": metrics, "params": facts["params"],
                "wall_time_s": round(time.perf_counter() - started, 3), "steps": facts["steps"],
                "skipped_images": facts["skipped_images"]}
-    if run.is_main:
+    if is_main_process():
         run_dir.write_json(SUMMARY, summary)
         draw_training_curves(run_dir.path)
         manager.lifecycle.on_run_end(run=run, summary=summary)
@@ -172,7 +172,7 @@ def evaluate_run(path: str | Path, overrides: list[str] | None = None,
     if found:
         run.load_checkpoint(found[-1])
     metrics = protocol.evaluate(run)
-    if run.is_main:
+    if is_main_process():
         eval_dir.write_json(SUMMARY, {"name": recipe.name, "seed": recipe.seed, "metrics": metrics,
                                       "checkpoint": str(found[-1].folder) if found else None})
     print_table(recipe, {"metrics": metrics})
