@@ -120,7 +120,7 @@ class Run:
         """
         prefix = prefix or self._name(split, "split")
         with serving(self._adapter, task):
-            dataset = self._features.serve(self._adapter, self._split(split), prefix, augment=False)
+            dataset = self._features.serve(self._adapter, self._split(split), self._name(split, prefix), augment=False)
             results = evaluate_split(self._context, self._adapter, dataset, fresh_metrics(self._context, metrics),
                                      prefix)
         self._context.log_eval(prefix, results)
