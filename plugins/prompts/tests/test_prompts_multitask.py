@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
-from mmadapt import DataBundle, Task, UserError
+from mmadapt import DataBundle, Task, UserError, load_run
 from mmadapt.testing import run_recipe, tiny_recipe
 from mmadapt_prompts.merged import merged_split, merged_task
 from mmadapt_prompts.multitask import masked_objective, task_names
@@ -78,6 +78,8 @@ def test_multitask_run_trains_on_every_task_and_reports_each(tiny_plugin, tmp_pa
     # 4 x 8 + 3 x 4 training images, batch 16: 2 steps per epoch.
     assert summary["steps"] == 2 * 2
     assert summary["params"]["trainable"] == 4 * 64
+    finished = load_run(tmp_path / "run")  # the further task's items come back from few_shot.json
+    assert finished.adapter.task.n_classes == 4 + 3
 
 
 def test_multitask_validates_its_dataset_sections(tiny_plugin, tmp_path):
