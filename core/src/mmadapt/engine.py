@@ -42,9 +42,13 @@ class Run:
         self._context, self._bundle, self._adapter, self._objective = context, bundle, adapter, objective
         context.front = self
         self._features = FeatureCache(context)
-        #: The protocol's own state (tensors and JSON values), saved with every checkpoint.
-        self.state = RunState()
-        restore_protocol_state(context, self.state)
+        self._state = RunState()
+        restore_protocol_state(context, self._state)
+
+    @property
+    def state(self) -> RunState:
+        """The protocol's own state (tensors and JSON values), saved with every checkpoint; change its entries."""
+        return self._state
 
     @property
     def recipe(self) -> Recipe:
@@ -105,7 +109,7 @@ class Run:
         dataset = self._features.serve(self._adapter, self._split(split), self._name(split, stage), augment)
         if len(dataset) == 0:
             raise UserError(f"split {self._name(split, stage)!r} is empty; nothing to train on")
-        fit_stage(self._context, self._adapter, self.state, dataset, objective or self._objective, stage=stage,
+        fit_stage(self._context, self._adapter, self._state, dataset, objective or self._objective, stage=stage,
                   epochs=epochs, iterations=iterations, groups=groups,
                   batch_size=batch_size or self.recipe.train.batch_size)
 
@@ -168,7 +172,7 @@ class Run:
     def load_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Load a checkpoint's adapter weights and protocol state (``adapt eval``, a finished run)."""
         load_weights(self._adapter, checkpoint, checkpoint.weights())
-        checkpoint.load_state_into(self.state)
+        checkpoint.load_state_into(self._state)
 
     def summary(self) -> dict[str, Any]:
         """What ``summary.json`` records of the run besides its metrics: parameters, steps, skipped images.
