@@ -31,14 +31,14 @@ def build_save_ranks(config):
             from safetensors.torch import save_file
 
             run.fit("train")
-            rank = run.accelerator.process_index
+            rank = int(os.environ.get("RANK", "0"))  # each process keeps its own copy: written by hand
             weights = {k: v.contiguous() for k, v in run.adapter.trainable_state_dict().items()}
-            save_file(weights, str(run.run_dir.path / f"rank{rank}.safetensors"))
+            save_file(weights, str(run.folder / f"rank{rank}.safetensors"))
             evaluated = []
             forward = run.adapter.forward
             run.adapter.forward = lambda batch: evaluated.append(len(batch["label"])) or forward(batch)
             metrics = self.evaluate(run)
-            (run.run_dir.path / f"rank{rank}-eval.json").write_text(json.dumps({"items": sum(evaluated),
+            (run.folder / f"rank{rank}-eval.json").write_text(json.dumps({"items": sum(evaluated),
                                                                                 "metrics": metrics}))
             return metrics
 
@@ -106,7 +106,6 @@ class ThreeStagesConfig:
 
 
 def build_three_stages(config):
-    import json
 
     import torch
     import torch.nn.functional as F
@@ -152,12 +151,12 @@ def build_three_stages(config):
                 if stage == "a" and "marker" not in run.state:
                     run.state["marker"] = torch.randn(3)
                     run.state["rounds"] = {"done": ["a"]}
-            if run.is_main:
-                (run.run_dir.path / "stages.json").write_text(json.dumps(report))
+            run.save_json("stages.json", report)
             weights = {k: v.contiguous() for k, v in run.adapter.trainable_state_dict().items()}
             from safetensors.torch import save_file
 
-            save_file(weights, str(run.run_dir.path / "final.safetensors"))
+            if run.is_main:
+                save_file(weights, str(run.folder / "final.safetensors"))
             return {**self.evaluate(run), "state/marker": float(run.state["marker"].sum()),
                     "state/rounds": float(len(run.state["rounds"]["done"]))}
 
@@ -188,5 +187,5 @@ def on_step_end(run, step, logs):
     kill_at = int(os.environ.get("KILL_AT_STEP", "0"))
     if os.environ.get("KILL_SEED", str(run.seed)) != str(run.seed):
         return
-    if kill_at and step >= kill_at and any(run.run_dir.checkpoints.glob("*/adapter.safetensors")):
+    if kill_at and step >= kill_at and any((run.folder / "checkpoints").glob("*/adapter.safetensors")):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -90,8 +90,8 @@ def test_cached_image_features_reproduce_the_image_path(tiny_plugin, plugin_mana
                              registry=plugin_manager.registry)
     run, _ = build_run(recipe, RunDir.create("tiny", tmp_path), plugin_manager)
     assert run.adapter.frozen_image_features
-    cached = run._features_or_images("test", augment=False)
-    images = run.bundle.split("test").with_transform(run.transforms[1])
+    cached = run._features.serve(run.adapter, run.bundle.split("test"), "test", augment=False)
+    images = run.bundle.split("test").with_transform(run._context.transforms[1])
     run.adapter.eval()
     with torch.no_grad():
         for i in (0, 5, 17):
@@ -101,18 +101,12 @@ def test_cached_image_features_reproduce_the_image_path(tiny_plugin, plugin_mana
             assert int(cached[i]["label"]) == int(images[i]["label"])
 
 
-def test_merging_skipped_images_over_processes_is_repeatable(tiny_plugin, plugin_manager, tmp_path, monkeypatch):
+def test_merging_skipped_images_over_processes_is_repeatable(monkeypatch):
     """Merges happen at every checkpoint and evaluation; repeating one must not count anything twice."""
-    import types
-
     import accelerate.utils
-    from mmadapt.recipe import validate_recipe
-    from mmadapt.rundir import RunDir
-    from mmadapt.runner import build_run
-    from omegaconf import OmegaConf
+    from mmadapt.skipped import SkippedImages
 
-    recipe = validate_recipe(OmegaConf.create(tiny_recipe()), "tiny.yaml", [], registry=plugin_manager.registry)
-    run, _ = build_run(recipe, RunDir.create("tiny", tmp_path), plugin_manager)
+    skipped = SkippedImages()
     other_process = [({"b.png", "c.png"}, 1)]  # the other process's names and its new unnamed drops
 
     def gather_object(mine):
@@ -121,10 +115,9 @@ def test_merging_skipped_images_over_processes_is_repeatable(tiny_plugin, plugin
         return gathered
 
     monkeypatch.setattr(accelerate.utils, "gather_object", gather_object)
-    run.accelerator = types.SimpleNamespace(num_processes=2)
-    run._note_skipped({"skipped": 3, "skipped_keys": ["a.png", "b.png"]})  # one drop without a name
-    run._note_skipped({"skipped": 1, "skipped_keys": ["a.png"]})  # met again: still one file
-    assert run.skipped_images == 3  # a, b + 1 unnamed
+    skipped.note({"skipped": 3, "skipped_keys": ["a.png", "b.png"]})  # one drop without a name
+    skipped.note({"skipped": 1, "skipped_keys": ["a.png"]})  # met again: still one file
+    assert skipped.count == 3  # a, b + 1 unnamed
     for _ in range(4):
-        run._merge_skipped()
-        assert run.skipped_images == 5  # a, b, c + 1 unnamed here + 1 unnamed there
+        skipped.merge(num_processes=2)
+        assert skipped.count == 5  # a, b, c + 1 unnamed here + 1 unnamed there

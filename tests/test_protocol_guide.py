@@ -31,6 +31,7 @@ def test_the_two_stage_example_trains_both_stages(tiny_plugin, register_plugin, 
     summary = run_recipe(recipe, tmp_path)
     assert summary["steps"] == 5 + 2 * 8  # 64 training images in batches of 8
     assert {"warmup/accuracy", "test/accuracy"} <= set(summary["metrics"])
+    assert (tmp_path / "run" / "warmup.json").is_file()
     assert summary["metrics"]["test/accuracy"] > 50  # 4 colours: chance is 25
     checkpoints = {p.name for p in (tmp_path / "run" / "checkpoints").iterdir()}
     assert {"warmup-epoch0001", "main-epoch0002"} <= checkpoints

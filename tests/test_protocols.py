@@ -21,6 +21,23 @@ def test_base2novel_reports_base_new_and_harmonic_mean(tiny_plugin, tmp_path):
     assert few_shot["shots"] == 4 and len(few_shot["indices"]["train"]) == 5 * 4
 
 
+def test_progress_bars_name_the_splits_as_the_recipe_and_metrics_do(tiny_plugin, tmp_path, monkeypatch):
+    import mmadapt.passes
+
+    shown = []
+    tqdm = mmadapt.passes.tqdm
+
+    def recording(*args, desc=None, **kwargs):
+        shown.append(desc)
+        return tqdm(*args, desc=desc, **kwargs)
+
+    monkeypatch.setattr(mmadapt.passes, "tqdm", recording)
+    run_recipe(tiny_recipe(protocol={"name": "base2novel"}), tmp_path)
+    # The new classes' test split is one the protocol built: it is named by its metrics' prefix.
+    assert {"features test", "features new", "eval base", "eval new"} <= set(shown), shown
+    assert not any("Split" in desc for desc in shown)
+
+
 def test_base2novel_with_an_adapter_that_cannot_switch_classes_fails_clearly(tiny_plugin, tmp_path):
     recipe = tiny_recipe(adapter={"name": "linear-probe"}, protocol={"name": "base2novel"}, train={"epochs": 1})
     with pytest.raises(UserError, match="cannot evaluate on classes it was not trained on"):

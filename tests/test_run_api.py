@@ -123,12 +123,12 @@ def test_evaluate_switches_task_and_metrics_and_features_pass_in_item_order(tiny
 
     class Probe(Protocol):
         def run(self, run):
-            bundle = DataBundle(run.task, dict(run.bundle.splits))
+            bundle = DataBundle(run.adapter.task, dict(run.bundle.splits))
             first_two = select_classes(bundle, [0, 1])
-            before = run.task
+            before = run.adapter.task
             metrics = run.evaluate(first_two.split("test"), task=first_two.task, metrics=[CountItems()],
                                    prefix="two")
-            seen["task_restored"] = run.task is before
+            seen["task_restored"] = run.adapter.task is before
             features = run.features("test", lambda batch: {"mean": batch["image"].mean(dim=(1, 2, 3))})
             seen["index"] = features["index"].tolist()
             seen["mean"] = features["mean"]
@@ -146,3 +146,23 @@ def test_evaluate_switches_task_and_metrics_and_features_pass_in_item_order(tiny
     assert "two/accuracy" not in metrics and "test/accuracy" in metrics
     assert seen["task_restored"]
     assert seen["index"] == list(range(32)) and seen["mean"].shape == (32,)
+
+
+def test_save_json_and_save_figure_write_on_the_main_process_only(tiny_plugin, plugin_manager, tmp_path):
+    import types
+
+    from mmadapt.recipe import validate_recipe
+    from mmadapt.rundir import RunDir
+    from mmadapt.runner import build_run
+    from PIL import Image
+
+    recipe = validate_recipe(OmegaConf.create(tiny_recipe()), "tiny.yaml", [], registry=plugin_manager.registry)
+    run, _ = build_run(recipe, RunDir.create("tiny", tmp_path), plugin_manager)
+    run.save_json("results.json", {"a": 1})
+    run.save_figure("grid.png", Image.new("RGB", (4, 4)))
+    assert json.loads((tmp_path / "results.json").read_text()) == {"a": 1}
+    assert Image.open(tmp_path / "grid.png").size == (4, 4)
+    run._context.accelerator = types.SimpleNamespace(is_main_process=False)
+    run.save_json("other.json", {"a": 2})
+    run.save_figure("other.png", Image.new("RGB", (4, 4)))
+    assert not (tmp_path / "other.json").exists() and not (tmp_path / "other.png").exists()

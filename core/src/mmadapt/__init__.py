@@ -35,6 +35,7 @@ _LAZY = {
     "PairedTransform": "mmadapt.data",
     "Split": "mmadapt.data",
     "Task": "mmadapt.data",
+    "TensorSplit": "mmadapt.tensor_split",
     "apply_few_shot": "mmadapt.data",
     "base_new_bundles": "mmadapt.data",
     "build_transforms": "mmadapt.data",

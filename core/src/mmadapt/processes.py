@@ -23,3 +23,8 @@ def process_state() -> Any:
 def is_main_process() -> bool:
     """Whether this process writes files and prints."""
     return process_state().is_main_process
+
+
+def wait_for_everyone() -> None:
+    """Wait until every process of a data-parallel run reaches this point (nothing to wait for in one process)."""
+    process_state().wait_for_everyone()

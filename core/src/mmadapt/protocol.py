@@ -10,6 +10,7 @@ from .errors import UserError
 if TYPE_CHECKING:
     from .data import DataBundle
     from .engine import Run
+    from .recipe import Section
 
 
 class Protocol:
@@ -30,8 +31,21 @@ class Protocol:
     def __init__(self, config: Any) -> None:
         self.config = config
 
-    def prepare(self, bundle: DataBundle) -> DataBundle:
-        """Return the data the adapter is built for; the default keeps it as it is."""
+    def extra_datasets(self) -> dict[str, Section]:
+        """Datasets this protocol uses besides the recipe's ``data:`` section, by a name of its own.
+
+        The run prepares each as it prepares ``data:`` (knowledge file, few-shot items sampled with the
+        run seed and saved in ``few_shot.json`` under that name, so a resumed or reloaded run gets the
+        same ones) and passes them to :meth:`prepare` as ``extra``. The default is none.
+        """
+        return {}
+
+    def prepare(self, bundle: DataBundle, extra: dict[str, DataBundle] | None = None) -> DataBundle:
+        """Return the data the adapter is built for; the default keeps it as it is.
+
+        ``extra`` holds the prepared :meth:`extra_datasets` by name; it is passed only to a protocol
+        that names some, so ``prepare(self, bundle)`` serves every other protocol.
+        """
         return bundle
 
     def run(self, run: Run) -> dict[str, float]:

@@ -11,16 +11,16 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from .assembly import assemble
 from .checkpoints import read_checkpoints
 from .engine import Run
 from .errors import UserError
 from .plots import draw_training_curves
 from .plugins import PluginManager, get_plugin_manager, plugin_report
-from .processes import cpu_only, is_main_process
-from .protocol import check_adapter_interface
+from .processes import cpu_only, is_main_process, wait_for_everyone
 from .recipe import Recipe, load_recipe, validate_recipe
+from .run_context import RunContext
 from .rundir import SEEDS, SUMMARY, RunDir, shared_timestamp
-from .sampling import seed_everything
 
 
 def run_recipe_file(
@@ -68,42 +68,55 @@ def _run_seeds(parent: RunDir, recipe: Recipe, seeds: list[int], manager: Plugin
 
 
 def run_recipe(recipe: Recipe, run_dir: RunDir, manager: PluginManager | None = None) -> dict[str, Any]:
-    """Run one seed of a validated recipe into ``run_dir`` and return its summary."""
+    """Run one seed of a validated recipe into ``run_dir`` (fresh, or resumed from its checkpoints); return its summary.
+
+    ``recipe.yaml`` is written before anything is built; few-shot items saved in the folder are reused.
+    """
     manager = manager or get_plugin_manager()
     started = time.perf_counter()
-    run, protocol = build_run(recipe, run_dir, manager)
-    if run.is_main:
+    if is_main_process():
         run_dir.write_recipe(recipe.given, recipe.resolved)
         run_dir.write_env(plugin_report(manager))
+    run, protocol = build_run(recipe, run_dir, manager, saved_in=run_dir)
+    if is_main_process():
         manager.lifecycle.on_run_start(run=run)
     metrics = protocol.run(run)
-    summary = {
-        "name": recipe.name,
-        "seed": recipe.seed,
-        "metrics": metrics,
-        "params": run.adapter.parameter_counts(),
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "steps": run.steps,
-        "skipped_images": run.skipped_images,
-    }
-    if run.is_main:
+    facts = run.summary()
+    summary = {"name": recipe.name, "seed": recipe.seed, "metrics": metrics, "params": facts["params"],
+               "wall_time_s": round(time.perf_counter() - started, 3), "steps": facts["steps"],
+               "skipped_images": facts["skipped_images"]}
+    if is_main_process():
         run_dir.write_json(SUMMARY, summary)
         draw_training_curves(run_dir.path)
         manager.lifecycle.on_run_end(run=run, summary=summary)
-    run.accelerator.wait_for_everyone()
+    wait_for_everyone()
     return summary
 
 
-def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[Run, Any]:
-    """Build accelerator, backbone, data, adapter and objective for one seed."""
+def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager, *,
+              saved_in: RunDir | None = None) -> tuple[Run, Any]:
+    """The run and protocol of one seed: accelerator, then backbone, data, protocol and adapter (:func:`assemble`).
+
+    Few-shot items saved in ``saved_in`` are reused; the items used are saved in ``run_dir``.
+    """
+    from .data import split_transforms
+
+    accelerator = _accelerator(recipe.train.precision)
+    parts = assemble(recipe, saved_in=saved_in, save_in=run_dir)
+    adapter = parts.adapter.to(accelerator.device)
+    objective = recipe.objective.build(adapter)
+    transforms = split_transforms(parts.bundle.task, parts.backbone.preprocessing, recipe.data.config.augment)
+    context = RunContext(recipe, run_dir, accelerator, manager.lifecycle, transforms)
+    return Run(context, parts.bundle, adapter, objective), parts.protocol
+
+
+def _accelerator(precision: str) -> Any:
+    """An Accelerator with the recipe's precision (starting Accelerate's state afresh when it had another)."""
     from accelerate import Accelerator
 
-    from .data import apply_few_shot, split_transforms
-    from .knowledge import apply_knowledge
-
-    mixed_precision = _mixed_precision(recipe.train.precision)
+    mixed_precision = _mixed_precision(precision)
     try:
-        accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu_only())
+        return Accelerator(mixed_precision=mixed_precision, cpu=cpu_only())
     except ValueError as error:
         if "already been initialized" not in str(error):
             raise
@@ -113,24 +126,7 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager) -> tuple[
         from accelerate.state import AcceleratorState
 
         AcceleratorState._reset_state()
-        accelerator = Accelerator(mixed_precision=mixed_precision, cpu=cpu_only())
-    seed_everything(recipe.seed, "setup")
-    backbone = recipe.backbone.build()
-    # Knowledge of every class, before few-shot sampling and class splits, so novel classes keep theirs.
-    bundle = apply_knowledge(recipe.data.build(), recipe.data.config.knowledge_file)
-    shots = recipe.data.config.shots
-    if shots:
-        bundle, selection = apply_few_shot(bundle, shots, recipe.seed)
-        if accelerator.is_main_process:
-            run_dir.write_json("few_shot.json", {"shots": shots, "seed": recipe.seed, "indices": selection})
-    protocol = recipe.protocol.build()
-    bundle = protocol.prepare(bundle)
-    adapter = recipe.adapter.build(backbone, bundle.task).to(accelerator.device)
-    check_adapter_interface(protocol, adapter, recipe.protocol.name, recipe.adapter.name)
-    objective = recipe.objective.build(adapter)
-    transforms = split_transforms(bundle.task, backbone.preprocessing, recipe.data.config.augment)
-    run = Run(recipe, run_dir, accelerator, manager.lifecycle, bundle, adapter, objective, recipe.seed, transforms)
-    return run, protocol
+        return Accelerator(mixed_precision=mixed_precision, cpu=cpu_only())
 
 
 def resume_run(path: str | Path, manager: PluginManager | None = None) -> dict[str, Any]:
@@ -170,13 +166,15 @@ def evaluate_run(path: str | Path, overrides: list[str] | None = None,
     recipe = _saved_recipe(run_dir, manager, overrides or [])
     found = read_checkpoints(run_dir.path)
     eval_dir = RunDir.create(recipe.name, run_dir.path / "evals" / shared_timestamp("%Y%m%d-%H%M%S"))
-    run, protocol = build_run(recipe, eval_dir, manager)
+    if is_main_process():
+        eval_dir.write_recipe(recipe.given, recipe.resolved)
+    run, protocol = build_run(recipe, eval_dir, manager, saved_in=run_dir)
     if found:
         run.load_checkpoint(found[-1])
     metrics = protocol.evaluate(run)
-    eval_dir.write_recipe(recipe.given, recipe.resolved)
-    eval_dir.write_json(SUMMARY, {"name": recipe.name, "seed": recipe.seed, "metrics": metrics,
-                                  "checkpoint": str(found[-1].folder) if found else None})
+    if is_main_process():
+        eval_dir.write_json(SUMMARY, {"name": recipe.name, "seed": recipe.seed, "metrics": metrics,
+                                      "checkpoint": str(found[-1].folder) if found else None})
     print_table(recipe, {"metrics": metrics})
     return metrics
 
@@ -195,15 +193,15 @@ class FinishedRun:
 def load_run(path: str | Path, manager: PluginManager | None = None) -> FinishedRun:
     """Rebuild a finished run's backbone and adapter and load the checkpoint ``adapt eval`` would use.
 
-    The adapter is built as the run built it (the dataset is read for the task's classes, and the
-    protocol's ``prepare`` applied); it comes back in eval mode on the CPU.
+    The adapter is built as the run built it (the dataset read for the task's classes, its knowledge
+    file and saved few-shot items applied, the protocol's ``prepare`` too); it comes back in eval mode
+    on the CPU.
     """
     manager = manager or get_plugin_manager()
     run_dir = RunDir(path)
     recipe = _saved_recipe(run_dir, manager)
-    backbone = recipe.backbone.build()
-    bundle = recipe.protocol.build().prepare(recipe.data.build())
-    adapter = recipe.adapter.build(backbone, bundle.task)
+    parts = assemble(recipe, saved_in=run_dir)
+    backbone, adapter = parts.backbone, parts.adapter
     found = read_checkpoints(run_dir.path)
     if found:
         try:

@@ -13,5 +13,5 @@ from mmadapt import hookimpl
 def on_step_end(run, step, logs):
     """Kill the process once a checkpoint of stage ``KILL_IN_STAGE`` exists."""
     stage = os.environ.get("KILL_IN_STAGE")
-    if stage and any(run.run_dir.checkpoints.glob(f"{stage}-epoch*/adapter.safetensors")):
+    if stage and any((run.folder / "checkpoints").glob(f"{stage}-epoch*/adapter.safetensors")):
         os.kill(os.getpid(), signal.SIGKILL)

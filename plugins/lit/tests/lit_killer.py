@@ -15,5 +15,5 @@ from mmadapt import hookimpl
 def on_step_end(run, step, logs):
     """Kill this process once the checkpoint folder named by ``KILL_AFTER`` exists."""
     folder = os.environ.get("KILL_AFTER")
-    if folder and (run.run_dir.checkpoints / folder / "checkpoint.json").is_file():
+    if folder and (run.folder / "checkpoints" / folder / "checkpoint.json").is_file():
         os.kill(os.getpid(), signal.SIGKILL)

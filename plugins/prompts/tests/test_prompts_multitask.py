@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
-from mmadapt import DataBundle, Task, UserError
+from mmadapt import DataBundle, Task, UserError, load_run
 from mmadapt.testing import run_recipe, tiny_recipe
 from mmadapt_prompts.merged import merged_split, merged_task
 from mmadapt_prompts.multitask import masked_objective, task_names
@@ -74,13 +74,15 @@ def test_multitask_run_trains_on_every_task_and_reports_each(tiny_plugin, tmp_pa
     assert set(metrics) == {"tiny-colours/accuracy", "tiny-colours-2/accuracy", "mean/accuracy"}
     assert metrics["mean/accuracy"] == pytest.approx(
         (metrics["tiny-colours/accuracy"] + metrics["tiny-colours-2/accuracy"]) / 2)
-    sampled = json.loads((tmp_path / "run" / "multitask_few_shot.json").read_text())
-    assert len(sampled["indices"]["tiny-colours-2"]["train"]) == 3 * 4
+    sampled = json.loads((tmp_path / "run" / "few_shot.json").read_text())
+    assert len(sampled["extra"]["datasets.0"]["indices"]["train"]) == 3 * 4
     # 4 x 8 + 3 x 4 training images, batch 16: 2 steps per epoch.
     assert summary["steps"] == 2 * 2
     assert summary["params"]["trainable"] == 4 * 64
     resolved = OmegaConf.load(tmp_path / "run" / "resolved.yaml")
     assert resolved.protocol.datasets[0].train_per_class == 16  # a default the recipe leaves out
+    finished = load_run(tmp_path / "run")  # the further task's items come back from few_shot.json
+    assert finished.adapter.task.n_classes == 4 + 3
 
 
 def test_multitask_validates_its_dataset_sections(tiny_plugin, tmp_path):

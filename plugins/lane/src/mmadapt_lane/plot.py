@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 from mmadapt import UserError
 
 
-def draw_map_per_task(
-    path: Path,
+def map_per_task_figure(
     curves: dict[str, list[float]],
     title: str,
     spreads: dict[str, list[float]] | None = None,
     references: dict[str, float] | None = None,
-) -> Path:
-    """Draw one line per method (mAP after task 1, 2, ...; optional ± spread bands) into ``path`` (.png).
+) -> Any:
+    """A matplotlib figure with one line per method (mAP after task 1, 2, ...; optional ± spread bands).
 
     ``references`` are drawn as dashed horizontal lines (the joint upper bound).
 
@@ -41,8 +40,4 @@ def draw_map_per_task(
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    figure.savefig(tmp, format="png", dpi=110)
-    tmp.replace(path)
-    return path
+    return figure

@@ -16,7 +16,7 @@ from typing import Any
 
 from mmadapt import DataBundle, Protocol, Run, Split, UserError
 
-from .plot import draw_map_per_task
+from .plot import map_per_task_figure
 from .scores import SeenClassScores, summary_metrics, task_matrix
 from .tasks import IncrementalTask, incremental_bundle
 
@@ -64,8 +64,7 @@ class ClassIncremental(Protocol):
                 evaluations[key] = self._scores(run, index + 1, prefix=key)
                 run.state["evaluations"] = evaluations
         metrics = summary_metrics(evaluations, len(self.blocks))
-        if run.is_main:
-            self._write(run, evaluations, metrics)
+        self._write(run, evaluations, metrics)
         return metrics
 
     def evaluate(self, run: Run) -> dict[str, float]:
@@ -85,7 +84,7 @@ class ClassIncremental(Protocol):
     def _write(self, run: Run, evaluations: dict[str, dict[str, float]], metrics: dict[str, float]) -> None:
         classnames = run.bundle.task.classnames
         maps = [evaluations[f"after_task{i}"]["map"] for i in range(1, len(self.blocks) + 1)]
-        run.run_dir.write_json(
+        run.save_json(
             RESULTS,
             {
                 "tasks": [[classnames[c] for c in block] for block in self.blocks],
@@ -96,9 +95,10 @@ class ClassIncremental(Protocol):
             },
         )
         try:
-            draw_map_per_task(run.run_dir.path / FIGURE, {run.recipe.adapter.name: maps}, run.recipe.name)
+            run.save_figure(FIGURE, map_per_task_figure({run.recipe.adapter.name: maps}, run.recipe.name))
         except UserError as error:  # matplotlib missing: the numbers are written, the figure is not
-            print(f"warning: {error}; {FIGURE} not drawn", file=sys.stderr)
+            if run.is_main:
+                print(f"warning: {error}; {FIGURE} not drawn", file=sys.stderr)
 
 
 class Joint(ClassIncremental):

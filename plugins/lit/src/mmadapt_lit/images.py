@@ -39,6 +39,11 @@ def save_png(image: torch.Tensor, path: Path) -> None:
 
 
 def draw_grid(rows: Sequence[Sequence[torch.Tensor]], path: Path) -> None:
+    """:func:`grid_image` of ``rows`` saved to ``path`` (PNG)."""
+    grid_image(rows).save(path, format="PNG")
+
+
+def grid_image(rows: Sequence[Sequence[torch.Tensor]]) -> Image.Image:
     """One row per example (input, output, target ...), each picture scaled to :data:`GRID_HEIGHT` pixels."""
     pictures = [[_scaled(to_pil(image)) for image in row] for row in rows]
     gap = 4
@@ -49,7 +54,7 @@ def draw_grid(rows: Sequence[Sequence[torch.Tensor]], path: Path) -> None:
         for picture in row:
             canvas.paste(picture, (x, r * (GRID_HEIGHT + gap)))
             x += picture.width + gap
-    canvas.save(path, format="PNG")
+    return canvas
 
 
 def _scaled(picture: Image.Image) -> Image.Image:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import typing
 
 import torch
-from mmadapt import Protocol, Split, UserError
+from mmadapt import Protocol, Split, TensorSplit, UserError
 
-from .images import draw_grid, reference_scores
+from .images import grid_image, reference_scores
 from .losses import clip_loss, ranking_loss, residual_vector
 from .roles import Roles, check_bundle, evaluation_inputs, split_roles
-from .stages import FeatureSplit, cycled, image_features, warm_up
+from .stages import cycled, image_features, warm_up
 
 
 @typing.runtime_checkable
@@ -97,8 +97,7 @@ class LitProtocol(Protocol):
         test = evaluation_inputs(run.bundle, "test", self.config)
         metrics = run.evaluate(test, prefix="test")
         metrics.update(self.guidance_figures(run, test))
-        if run.is_main:
-            write_grid(run, test, self.config.grid_images)
+        write_grid(run, test, self.config.grid_images)
         return metrics
 
     def guidance_figures(self, run, test: Split) -> dict[str, float]:
@@ -140,7 +139,10 @@ class LitProtocol(Protocol):
 
 
 def write_grid(run, test: Split, count: int) -> None:
-    """``before-after.png`` in the run directory: input, output (and target) of the first test images."""
+    """``before-after.png`` in the run directory: input, output (and target) of the first test images.
+
+    Collective, like ``run.features``: every process computes the pictures, the main one writes them.
+    """
     adapter = run.adapter
     adapter.eval()
     shown = test.subset(range(min(count, len(test))))
@@ -156,7 +158,7 @@ def write_grid(run, test: Split, count: int) -> None:
     columns = [key for key in ("input", "output", "target") if key in values]
     rows = [[values[key][i] for key in columns] for i in range(len(values.get("index", [])))]
     if rows:
-        draw_grid(rows, run.run_dir.path / "before-after.png")
+        run.save_figure("before-after.png", grid_image(rows))
 
 
 class RaveProtocol(LitProtocol):
@@ -212,7 +214,7 @@ class ClipLitProtocol(LitProtocol):
         roles = self.roles(run)
         self.residual(run, roles)  # for the guidance figures only: CLIP-LIT trains without it
         backlit, well_lit = self.reference_features(run, roles)
-        init = FeatureSplit(torch.cat([backlit, well_lit]), [0] * len(backlit) + [1] * len(well_lit), 2)
+        init = TensorSplit({"features": torch.cat([backlit, well_lit])}, [0] * len(backlit) + [1] * len(well_lit), 2)
         run.fit(
             init,
             stage="prompt-init",
@@ -232,7 +234,7 @@ class ClipLitProtocol(LitProtocol):
                 batch_size=config.enhance_batch_size,
             )
             cached = self.cache_outputs(run, roles, round_index)
-            ranked = FeatureSplit(torch.stack([backlit, cycled(well_lit, len(backlit)), *cached], dim=1))
+            ranked = TensorSplit({"features": torch.stack([backlit, cycled(well_lit, len(backlit)), *cached], dim=1)})
             run.fit(
                 ranked,
                 stage=f"round{round_index}-prompts",

@@ -7,7 +7,6 @@ and ``run.state`` for what a later stage or a resumed run needs again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from mmadapt import Split, image_psnr
@@ -17,17 +16,6 @@ from .losses import guidance_loss
 
 #: Training items whose Y-PSNR(input, output) decides the warm-up restart (CLIP-LIT: a 30-iteration mean).
 RESTART_PROBE_ITEMS = 30
-
-
-class FeatureSplit(Split):
-    """Frozen image features as a split: item ``i`` is ``{"features": features[i]}`` (with ``labels[i]``)."""
-
-    def __init__(self, features: torch.Tensor, labels: list[int] | None = None, n_classes: int = 0) -> None:
-        super().__init__(labels if labels is not None else [None] * len(features), n_classes)
-        self.features = features
-
-    def _load(self, i: int) -> dict[str, Any]:
-        return {"features": self.features[i]}
 
 
 def cycled(rows: torch.Tensor, count: int) -> torch.Tensor:

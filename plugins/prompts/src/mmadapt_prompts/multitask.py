@@ -2,7 +2,8 @@
 
 The recipe's ``data:`` section is the first task and ``protocol.datasets`` lists the others. Their
 classes form one merged label space (task ``t``'s classes start at its offset); the training split
-is every task's few-shot training split, one after another. With ``mask_logits`` each image's
+is every task's few-shot training split, one after another (each task's items sampled with the run
+seed and saved in ``few_shot.json``, as the ``data:`` section's are). With ``mask_logits`` each image's
 softmax runs over its own task's classes only. Each task is evaluated on its own test split with
 only its own classes (``<task>/<metric>``), and ``mean/<metric>`` averages the tasks.
 """
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from mmadapt import DataBundle, Protocol, Run, Split, UserError, apply_few_shot
+from mmadapt import DataBundle, Protocol, Run, Section, Split, UserError
 
 from .merged import merged_split, merged_task
 
@@ -23,15 +24,19 @@ from .merged import merged_split, merged_task
 class MultitaskProtocol(Protocol):
     """Train on the merged tasks, then evaluate each task on its own classes."""
 
-    def prepare(self, bundle: DataBundle) -> DataBundle:
-        """Build the further datasets and merge every task; the adapter serves the merged classes."""
-        self.bundles = [bundle, *(section.build() for section in self.config.datasets)]
+    def extra_datasets(self) -> dict[str, Section]:
+        """The further tasks, prepared by the run like the ``data:`` section (knowledge, few-shot items)."""
+        return {f"datasets.{index}": section for index, section in enumerate(self.config.datasets)}
+
+    def prepare(self, bundle: DataBundle, extra: dict[str, DataBundle] | None = None) -> DataBundle:
+        """Merge every task; the adapter serves the merged classes."""
+        self.bundles = [bundle, *(extra or {}).values()]
         self.names = task_names(self.bundles)
         task = merged_task(self.bundles, self.names)
         self.task_of_class = torch.tensor(
             [t for t, part in enumerate(self.bundles) for _ in part.task.classnames], dtype=torch.long
         )
-        # The training split needs the run seed for few-shot sampling, so run() builds it; evaluation
+        # run() merges the training splits once it can check the data: section's settings; evaluation
         # reads each task's own test split.
         return DataBundle(task, {})
 
@@ -52,26 +57,16 @@ class MultitaskProtocol(Protocol):
         return metrics
 
     def _training_split(self, run: Run) -> Split:
-        """Few-shot sample each further dataset with the run seed (Dassl's rule) and merge the training splits.
-
-        The ``data:`` section was sampled by the core already; every dataset is sampled with a fresh
-        generator seeded by the run seed, so it gets the images a single-task run would.
-        """
+        """Every task's (few-shot) training split, one after another, read with the ``data:`` section's settings."""
         data = run.recipe.data.config
-        parts, chosen = [self.bundles[0].split("train")], {}
-        for config, bundle, name in zip((s.config for s in self.config.datasets), self.bundles[1:], self.names[1:]):
+        for config, name in zip((s.config for s in self.config.datasets), self.names[1:]):
             for key in ("augment", "on_bad_image"):
                 if getattr(config, key) != getattr(data, key):
                     raise UserError(
                         f"protocol.datasets: task {name!r} sets {key}={getattr(config, key)!r} but data.{key} is "
                         f"{getattr(data, key)!r}; the data: section's {key} applies to every task, so set it there"
                     )
-            if config.shots:
-                bundle, chosen[name] = apply_few_shot(bundle, config.shots, run.seed)
-            parts.append(bundle.split("train"))
-        if chosen and run.is_main:
-            run.run_dir.write_json("multitask_few_shot.json", {"seed": run.seed, "indices": chosen})
-        return merged_split(parts, self.bundles, data.on_bad_image)
+        return merged_split([bundle.split("train") for bundle in self.bundles], self.bundles, data.on_bad_image)
 
 
 def masked_objective(objective: Callable, task_of_class: torch.Tensor) -> Callable:

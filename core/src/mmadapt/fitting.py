@@ -1,0 +1,135 @@
+"""One training stage: its length, optimiser and schedule, the epochs, checkpoints and resume."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .errors import NonFiniteLossError, UserError
+from .optim import build_optimizer, build_scheduler
+from .passes import loader, to_device
+from .sampling import batches_of, seed_everything
+from .stage_checkpoints import restore_stage, save_stage
+
+if TYPE_CHECKING:
+    from .adapter import Adapter
+    from .checkpoints import RunState
+    from .data import Split
+    from .run_context import RunContext
+
+
+def check_stage_length(stage: str, epochs: int | None, iterations: int | None, batch_size: int | None) -> None:
+    """A ``UserError`` unless the lengths given are positive integers, and not both epochs and iterations."""
+    for key, value in (("epochs", epochs), ("iterations", iterations), ("batch_size", batch_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise UserError(f"run.fit(stage={stage!r}): {key} must be a positive integer; got {value!r}")
+    if epochs is not None and iterations is not None:
+        raise UserError(f"run.fit(stage={stage!r}): give the stage's length as epochs or iterations, not both")
+
+
+def fit_stage(context: RunContext, adapter: Adapter, state: RunState, dataset: Split, objective: Callable, *,
+              stage: str, epochs: int | None, iterations: int | None, groups: list[str] | None,
+              batch_size: int) -> None:
+    """Train ``stage`` on ``dataset`` (see :meth:`mmadapt.Run.fit`); skip it when finished, resume it when started."""
+    train = context.recipe.train
+    steps_per_epoch = math.ceil(len(batches_of(len(dataset), batch_size)) / train.grad_accum)
+    epochs = math.ceil(iterations / steps_per_epoch) if iterations else epochs or train.epochs
+    stage_steps = iterations or epochs * steps_per_epoch
+    # Checkpoints hold every trainable tensor, also those a stage leaves frozen.
+    checkpoint_keys = list(adapter.trainable_state_dict())
+    optimizer = build_optimizer(adapter, train, groups)
+    scheduler = build_scheduler(optimizer, train, epochs, steps_per_epoch, iterations)
+    start_epoch = restore_stage(context, adapter, stage, optimizer, scheduler)
+    if start_epoch > epochs:
+        return
+    trained = [p for group in optimizer.param_groups for p in group["params"]]
+    progress = tqdm(total=stage_steps - (start_epoch - 1) * steps_per_epoch, desc=f"{context.recipe.name} [{stage}]",
+                    disable=not context.is_main, leave=False)
+    accelerator = context.accelerator
+    with _training_only(adapter, trained):
+        # The prepared model wraps the adapter (data-parallel) and trains its very parameters.
+        model, optimizer = accelerator.prepare(adapter, optimizer)
+        try:
+            for epoch in range(start_epoch, epochs + 1):
+                budget = min(steps_per_epoch, stage_steps - (epoch - 1) * steps_per_epoch)
+                _train_epoch(context, model, optimizer, scheduler, trained, objective, dataset, batch_size,
+                             stage, epoch, budget, progress)
+                if train.schedule_unit == "epoch":
+                    scheduler.step()
+                if epoch % train.checkpoint_every == 0 or epoch == epochs:
+                    save_stage(context, adapter, state, stage, epoch, optimizer, scheduler, checkpoint_keys)
+        finally:
+            progress.close()
+            accelerator.free_memory()
+
+
+def _train_epoch(context: RunContext, model, optimizer, scheduler, trained, objective, dataset, batch_size: int,
+                 stage: str, epoch: int, budget: int, progress) -> None:
+    """One epoch of at most ``budget`` optimiser steps."""
+    train, accelerator = context.recipe.train, context.accelerator
+    seed_everything(context.recipe.seed, stage, epoch)
+    batches = loader(context, dataset, batch_size, shuffle=True, epoch_seed=(context.recipe.seed, stage, epoch))
+    model.train()
+    micro = taken = 0
+    for batch in batches:
+        context.skipped.note(batch)
+        if "index" not in batch:  # every image of the batch was unreadable and skipped
+            continue
+        batch = to_device(batch, accelerator.device)
+        with accelerator.autocast():
+            outputs = model(batch)
+            loss, terms = objective(outputs, batch)
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(
+                f"loss became {loss.item()} at stage {stage!r}, epoch {epoch}, step {context.steps}; "
+                f"the last good checkpoint is kept in {context.run_dir.checkpoints}. Lower train.lr or use "
+                f"train.precision=fp32."
+            )
+        accelerator.backward(loss / train.grad_accum)
+        micro += 1
+        if micro % train.grad_accum and micro < len(batches):
+            continue
+        if train.clip_grad_norm:
+            accelerator.clip_grad_norm_(trained, train.clip_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if train.schedule_unit == "step":
+            scheduler.step()
+        context.steps += 1
+        taken += 1
+        progress.update(1)
+        if context.steps % train.log_every == 0:
+            context.log_step(stage, epoch, _step_logs(loss, terms, optimizer))
+        if taken == budget:
+            break
+
+
+def _step_logs(loss: torch.Tensor, terms: dict[str, Any], optimizer) -> dict[str, float]:
+    logs = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+    for group in optimizer.param_groups:
+        logs[f"lr/{group['name']}"] = group["lr"]
+    return logs
+
+
+@contextmanager
+def _training_only(adapter: Adapter, trained: list[torch.nn.Parameter]) -> Iterator[None]:
+    """Inside the block only ``trained`` parameters require gradients; no ``.grad`` survives either end."""
+    keep = {id(p) for p in trained}
+    frozen = [p for p in adapter.parameters() if p.requires_grad and id(p) not in keep]
+    for p in adapter.parameters():
+        p.grad = None
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+        for p in adapter.parameters():
+            p.grad = None
+
