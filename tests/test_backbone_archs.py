@@ -79,7 +79,7 @@ def test_operations_match_open_clip(arch: str) -> None:
     supports = ARCHS[arch]
     backbone = build(arch)
     model = backbone.model
-    ids = backbone.tokenize(TEXTS)
+    ids = backbone.text.tokenize(TEXTS)
     size = backbone.preprocessing.size
     pixels = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
 
@@ -89,35 +89,35 @@ def test_operations_match_open_clip(arch: str) -> None:
     exact(image, model.encode_image(pixels, normalize=False))
     assert text.shape[-1] == image.shape[-1] == backbone.embed_dim
 
-    vocabulary = backbone.vocabulary()
-    assert len(vocabulary) == backbone.vocab_size == int(ids.max()) + 1  # the end token is CLIP's last id
-    assert backbone.causal_text is supports.causal_text
+    vocabulary = backbone.text.vocabulary()
+    assert len(vocabulary) == backbone.text.vocab_size == int(ids.max()) + 1  # the end token is CLIP's last id
+    assert backbone.text.causal is supports.causal_text
 
-    eot = backbone.eot_index(ids)
+    eot = backbone.text.eot_index(ids)
     if supports.text_prompts:
-        embeddings = backbone.token_embedding(ids)
-        exact(backbone.encode_text_embeddings(embeddings, eot), backbone.encode_text(ids))
+        embeddings = backbone.text.token_embedding(ids)
+        exact(backbone.text.encode_embeddings(embeddings, eot), backbone.encode_text(ids))
         length = int(eot.max()) + 1
-        cut = backbone.encode_text_embeddings(embeddings[:, :length], eot)
+        cut = backbone.text.encode_embeddings(embeddings[:, :length], eot)
         # causal_text promises exactly this: cutting after the end token changes nothing.
         assert torch.allclose(cut, backbone.encode_text(ids), atol=1e-5) is supports.causal_text
     else:
-        unsupported(backbone, lambda: backbone.encode_text_embeddings(backbone.token_embedding(ids), eot))
+        unsupported(backbone, lambda: backbone.text.encode_embeddings(backbone.text.token_embedding(ids), eot))
 
     levels = backbone.image_intermediates(pixels)
     assert len(levels) >= 4 and all(level.shape[0] == 2 for level in levels)
     first, last = backbone.image_intermediates(pixels, layers=[0, -1])
     exact(first, levels[0])
     exact(last, levels[-1])
-    assert backbone.vision_width in (last.shape[1], last.shape[-1])
+    assert backbone.image.width in (last.shape[1], last.shape[-1])
 
     if supports.image_tokens:
         exact(backbone.encode_image_prompted(pixels), image)
-        patches = backbone.image_token_embeddings(pixels).shape[1] - backbone.num_prefix_tokens
-        zero = torch.zeros(patches, backbone.vision_width)
+        patches = backbone.image.embed(pixels).shape[1] - backbone.image.num_prefix_tokens
+        zero = torch.zeros(patches, backbone.image.width)
         exact(backbone.encode_image_prompted(pixels, patch_offsets=zero), image)
         exact(backbone.image_tokens(pixels, layers=[0])[0], levels[0])
-        exact(backbone.pool_image_tokens(levels[-1]), image)
+        exact(backbone.image.head(levels[-1]), image)
     else:
         unsupported(backbone, lambda: backbone.encode_image_prompted(pixels))
         unsupported(backbone, lambda: backbone.image_tokens(pixels))
