@@ -130,8 +130,9 @@ class OpenClipViTTower(TokenImageTower):
         return self.vit.proj
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The tower's own forward."""
-        return self.vit(pixels)
+        """The tower's own forward (its pooled output, where it also returns tokens, as CoCa's does)."""
+        out = self.vit(pixels)
+        return out[0] if isinstance(out, tuple) else out
 
     def intermediates(self, pixels: torch.Tensor, layers: Sequence[int] | None = None) -> list[torch.Tensor]:
         """open_clip's ``forward_intermediates``: each block's output tokens, the class token first."""
