@@ -211,3 +211,29 @@ def test_tower_types_say_what_a_backbone_can_do() -> None:
     with pytest.raises(UserError, match=r"^adapter.name=coop learns text prompts; backbone tiny timm vit has no text "
                        r"tower: use a CLIP backbone \(CLIP backbones have a text tower: openclip, shapes-clip\)$"):
         vit.require_token_text_tower("adapter.name=coop learns text prompts", "use a CLIP backbone")
+
+
+def test_no_member_of_a_backbone_or_tower_class_only_raises() -> None:
+    """What a backbone cannot do shows in its towers' types, never as members that always fail."""
+    import ast
+    import inspect
+
+    import mmadapt.backbone
+    import mmadapt.builtin.openclip
+    import mmadapt.builtin.openclip_towers
+    import mmadapt.builtin.timm_vit
+    import mmadapt.towers
+
+    only_raising = []
+    for module in (mmadapt.backbone, mmadapt.towers, mmadapt.builtin.openclip, mmadapt.builtin.openclip_towers,
+                   mmadapt.builtin.timm_vit):
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for member in node.body:
+                if isinstance(member, ast.FunctionDef):
+                    docstring = isinstance(member.body[0], ast.Expr) and isinstance(member.body[0].value, ast.Constant)
+                    body = member.body[1:] if docstring else member.body
+                    if len(body) == 1 and isinstance(body[0], ast.Raise):
+                        only_raising.append(f"{module.__name__}.{node.name}.{member.name}")
+    assert not only_raising
