@@ -176,8 +176,15 @@ def test_bad_positions_are_explained(clip: Backbone, pixels: torch.Tensor) -> No
 # -- parameter blocks -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("build", [lambda: tiny_openclip_backbone("vit"), lambda: tiny_openclip_backbone("resnet"),
-                                   lambda: tiny_timm_backbone(reg_tokens=2)], ids=["vit", "resnet", "timm"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: tiny_openclip_backbone("vit"),
+        lambda: tiny_openclip_backbone("resnet"),
+        lambda: tiny_timm_backbone(reg_tokens=2),
+    ],
+    ids=["vit", "resnet", "timm"],
+)
 def test_parameter_blocks_are_named_as_in_the_backbone_and_complete(build) -> None:
     backbone = build()
     named = dict(backbone.named_parameters())
@@ -190,8 +197,16 @@ def test_parameter_blocks_are_named_as_in_the_backbone_and_complete(build) -> No
 
 def test_a_vit_towers_blocks_are_the_tensors_atlas_composes(clip: Backbone) -> None:
     blocks = clip.image.parameter_blocks()
-    for name in ("class_embedding", "positional_embedding", "conv1.weight", "ln_pre.weight", "ln_post.bias", "proj",
-                 "transformer.resblocks.0.attn.in_proj_weight", "transformer.resblocks.1.mlp.c_proj.bias"):
+    for name in (
+        "class_embedding",
+        "positional_embedding",
+        "conv1.weight",
+        "ln_pre.weight",
+        "ln_post.bias",
+        "proj",
+        "transformer.resblocks.0.attn.in_proj_weight",
+        "transformer.resblocks.1.mlp.c_proj.bias",
+    ):
         assert f"model.visual.{name}" in blocks
     assert all(name.startswith("model.visual.") for name in blocks)
     text = clip.text.parameter_blocks()
@@ -208,8 +223,11 @@ def test_tower_types_say_what_a_backbone_can_do() -> None:
     assert isinstance(vit.image, TokenImageTower) and vit.text is None
     assert clip.require_token_text_tower("x", "y") is clip.text
     assert vit.require_token_image_tower("x", "y") is vit.image
-    with pytest.raises(UserError, match=r"^adapter.name=coop learns text prompts; backbone tiny timm vit has no text "
-                       r"tower: use a CLIP backbone \(CLIP backbones have a text tower: openclip, shapes-clip\)$"):
+    with pytest.raises(
+        UserError,
+        match=r"^adapter.name=coop learns text prompts; backbone tiny timm vit has no text "
+        r"tower: use a CLIP backbone \(CLIP backbones have a text tower: openclip, shapes-clip\)$",
+    ):
         vit.require_token_text_tower("adapter.name=coop learns text prompts", "use a CLIP backbone")
 
 
@@ -225,8 +243,13 @@ def test_no_member_of_a_backbone_or_tower_class_only_raises() -> None:
     import mmadapt.towers
 
     only_raising = []
-    for module in (mmadapt.backbone, mmadapt.towers, mmadapt.builtin.openclip, mmadapt.builtin.openclip_towers,
-                   mmadapt.builtin.timm_vit):
+    for module in (
+        mmadapt.backbone,
+        mmadapt.towers,
+        mmadapt.builtin.openclip,
+        mmadapt.builtin.openclip_towers,
+        mmadapt.builtin.timm_vit,
+    ):
         for node in ast.walk(ast.parse(inspect.getsource(module))):
             if not isinstance(node, ast.ClassDef):
                 continue

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     # Only for annotations: backbones.py imports this module lazily, and not the other way round.
     from .backbones import OpenClipConfig
 
+
 class OpenClipBackbone(Backbone):
     """An open_clip model (CLIP, CustomTextCLIP, CoCa) with any image tower.
 
@@ -41,12 +42,8 @@ class OpenClipBackbone(Backbone):
         image = image_tower(model.visual, f"{name} image tower")
         text_class = OpenClipTokenTextTower if text_transformer(model) is not None else OpenClipTextTower
         text = text_class(model, tokenizer, f"{name} text tower")
-        embed_dim = _embed_dim_of(model)
-        super().__init__(image, text, _preprocessing_of(model.visual), embed_dim or 0, name)
+        super().__init__(image, text, _preprocessing_of(model.visual), _embed_dim_of(model, text), name)
         self.model = model
-        if not embed_dim:
-            with torch.no_grad():
-                self.embed_dim = int(text.encode(text.tokenize([""])).shape[-1])
         self.freeze_pretrained()
 
     @classmethod
@@ -84,10 +81,14 @@ def _preprocessing_of(visual: nn.Module) -> Preprocessing:
     )
 
 
-def _embed_dim_of(model: nn.Module) -> int | None:
-    """The joint width as the image tower declares it (open_clip ViT and ResNet towers do)."""
+def _embed_dim_of(model: nn.Module, text: OpenClipTextTower) -> int:
+    """The joint width as the image tower declares it (open_clip ViT and ResNet towers do), else as the text
+    tower's features have it."""
     output_dim = getattr(model.visual, "output_dim", None)
-    return int(output_dim) if output_dim else None
+    if output_dim:
+        return int(output_dim)
+    with torch.no_grad():
+        return int(text.encode(text.tokenize([""])).shape[-1])
 
 
 def _check_arch(arch: str) -> None:

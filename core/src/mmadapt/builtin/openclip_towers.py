@@ -277,8 +277,9 @@ class OpenClipTextTower(TextTower):
                 decode, size = tokenizer.tokenizer.decode, len(tokenizer.tokenizer)
             else:
                 kind = type(tokenizer).__name__
-                raise NotImplementedError(f"{self.name}: a vocabulary needs open_clip's SimpleTokenizer or "
-                                          f"HFTokenizer, got {kind}")
+                raise NotImplementedError(
+                    f"{self.name}: a vocabulary needs open_clip's SimpleTokenizer or HFTokenizer, got {kind}"
+                )
             self._vocabulary = [decode([token]).strip() for token in range(size)]
         return self._vocabulary
 
