@@ -47,8 +47,8 @@ class Backbone(nn.Module, ABC):
     def __init__(
         self, image: ImageTower, text: TextTower | None, preprocessing: Preprocessing, embed_dim: int, name: str
     ) -> None:
-        """Set the towers and model-wide facts; subclasses register their model first and call
-        ``freeze_pretrained`` last."""
+        """Set the towers and model-wide facts; subclasses call this before registering their model and
+        ``freeze_pretrained`` at the end of their ``__init__``."""
         super().__init__()
         #: The image tower.
         self.image = image
