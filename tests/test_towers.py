@@ -152,6 +152,21 @@ def test_image_tokens_after_the_class_token_from_a_deeper_layer(pixels: torch.Te
     torch.testing.assert_close(run.inserted, x[:, 1:4], atol=1e-6, rtol=0)
 
 
+def test_image_positions_replaced_at_a_deeper_layer_equal_a_loop(pixels: torch.Tensor) -> None:
+    """Replaced positions at block 1 of a timm ViT, beside tokens inserted after the patches at block 0."""
+    vit = tiny_timm_backbone()
+    image = vit.image
+    extra, new = tokens_like(2, image.width, seed=10), tokens_like(3, image.width, seed=11)
+    with torch.no_grad():
+        run = image.run(image.embed(pixels), insert={0: extra}, replace={1: (1, new)})
+        x = image.embed(pixels)
+        length = x.shape[1]
+        x = vit.model.blocks[0](torch.cat([x, extra.expand(2, -1, -1)], dim=1))
+        x = vit.model.blocks[1](torch.cat([x[:, :1], new.expand(2, -1, -1), x[:, 4:]], dim=1))
+    torch.testing.assert_close(run.tokens, x[:, :length], atol=1e-6, rtol=0)
+    torch.testing.assert_close(run.inserted, x[:, length:], atol=1e-6, rtol=0)
+
+
 def test_inserted_tokens_get_gradients_and_the_tower_stays_frozen(clip: Backbone, pixels: torch.Tensor) -> None:
     image = clip.image
     extra = tokens_like(2, image.width, seed=7).requires_grad_()
