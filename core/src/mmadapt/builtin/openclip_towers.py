@@ -11,6 +11,7 @@ from open_clip.modified_resnet import ModifiedResNet
 from open_clip.timm_model import TimmModel
 from open_clip.tokenizer import HFTokenizer
 from open_clip.transformer import CustomResidualAttentionBlock, VisionTransformer
+from timm.models.vision_transformer import VisionTransformer as TimmVisionTransformer
 from torch import nn
 
 from mmadapt.towers import (
@@ -24,6 +25,8 @@ from mmadapt.towers import (
     level_indices,
     multi_head_attention,
 )
+
+from .timm_vit import TimmViTTower
 
 #: Maps a list of texts to token ids ``(n, context_length)``; open_clip's tokenizers are such callables.
 Tokenizer = Callable[[list[str]], torch.Tensor]
@@ -387,10 +390,6 @@ def _attends_causally(mask: torch.Tensor | None) -> bool:
 
 def image_tower(visual: nn.Module, name: str) -> ImageTower:
     """The tower type open_clip's ``model.visual`` supports: a token tower for ViTs, pooled otherwise."""
-    from timm.models.vision_transformer import VisionTransformer as TimmVisionTransformer
-
-    from .timm_vit import TimmViTTower
-
     if isinstance(visual, VisionTransformer):
         return OpenClipViTTower(visual, name)
     if isinstance(visual, TimmModel) and isinstance(visual.trunk, TimmVisionTransformer):
