@@ -1,14 +1,13 @@
-"""Every Backbone operation against open_clip's own forward, on one architecture of each family.
+"""Every tower operation against open_clip's own forward, on one architecture of each family.
 
-Random weights (``pretrained: null``) build offline. An operation a family cannot support must say
-so with a ``NotImplementedError`` naming the backbone; the table records which ones each supports,
-so an operation that silently stops working fails here.
+Random weights (``pretrained: null``) build offline. The table records which tower types each family
+has, so a family whose towers silently lose their layer-level access fails here; a tower run with no
+extra tokens equals open_clip's forward at 1e-6.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -16,6 +15,7 @@ import torch
 from mmadapt.builtin.config import OpenClipConfig
 from mmadapt.builtin.openclip import OpenClipBackbone
 from mmadapt.errors import UserError
+from mmadapt.towers import TokenImageTower, TokenTextTower
 
 pytestmark = pytest.mark.slow
 
@@ -24,11 +24,12 @@ TEXTS = ["a photo of a dog.", "a sea_lion, a type of animal", "x"]
 
 @dataclass(frozen=True)
 class Supports:
-    """What one architecture's towers support beyond encode_text / encode_image / image_intermediates."""
+    """Which tower types one architecture's towers are, beyond encode_text / encode_image / intermediates."""
 
-    #: token_embedding + encode_text_embeddings (open_clip's text transformer pooled at the end token).
+    #: a TokenTextTower: token_embedding, encode_embeddings, layers (open_clip's text transformer pooled
+    #: at the end token).
     text_prompts: bool
-    #: image_tokens, encode_image_prompted, patch offsets (open_clip's ViT or a timm ViT trunk).
+    #: a TokenImageTower: layers, prompts, prefixes, patch offsets (open_clip's ViT or a timm ViT trunk).
     image_tokens: bool
     #: the text tower is causal and pools at the end token.
     causal_text: bool
@@ -58,12 +59,7 @@ def build(arch: str) -> OpenClipBackbone:
 
 
 def exact(got: torch.Tensor, expected: torch.Tensor) -> None:
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
-
-
-def unsupported(backbone: OpenClipBackbone, call: Callable[[], object]) -> None:
-    with pytest.raises(NotImplementedError, match=f"{backbone.name}: .* is not supported"):
-        call()
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
 
 
 @pytest.fixture(autouse=True)
@@ -75,11 +71,12 @@ def few_threads() -> None:
 
 @pytest.mark.parametrize("arch", list(ARCHS))
 @torch.no_grad()
-def test_operations_match_open_clip(arch: str) -> None:
+def test_towers_match_open_clip(arch: str) -> None:
     supports = ARCHS[arch]
     backbone = build(arch)
     model = backbone.model
-    ids = backbone.tokenize(TEXTS)
+    text_tower, image_tower = backbone.text, backbone.image
+    ids = text_tower.tokenize(TEXTS)
     size = backbone.preprocessing.size
     pixels = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
 
@@ -89,38 +86,57 @@ def test_operations_match_open_clip(arch: str) -> None:
     exact(image, model.encode_image(pixels, normalize=False))
     assert text.shape[-1] == image.shape[-1] == backbone.embed_dim
 
-    vocabulary = backbone.vocabulary()
-    assert len(vocabulary) == backbone.vocab_size == int(ids.max()) + 1  # the end token is CLIP's last id
-    assert backbone.causal_text is supports.causal_text
+    vocabulary = text_tower.vocabulary()
+    assert len(vocabulary) == text_tower.vocab_size == int(ids.max()) + 1  # the end token is CLIP's last id
+    assert text_tower.causal is supports.causal_text
 
-    eot = backbone.eot_index(ids)
+    assert isinstance(text_tower, TokenTextTower) is supports.text_prompts
     if supports.text_prompts:
-        embeddings = backbone.token_embedding(ids)
-        exact(backbone.encode_text_embeddings(embeddings, eot), backbone.encode_text(ids))
+        eot = text_tower.eot_index(ids)
+        embeddings = text_tower.token_embedding(ids)
+        # The token tower run with no extra tokens is open_clip's own text forward.
+        exact(text_tower.head(text_tower.run(text_tower.embed(embeddings)).tokens, eot), backbone.encode_text(ids))
+        exact(text_tower.encode_embeddings(embeddings, eot), backbone.encode_text(ids))
         length = int(eot.max()) + 1
-        cut = backbone.encode_text_embeddings(embeddings[:, :length], eot)
-        # causal_text promises exactly this: cutting after the end token changes nothing.
+        cut = text_tower.encode_embeddings(embeddings[:, :length], eot)
+        # causal promises exactly this: cutting after the end token changes nothing.
         assert torch.allclose(cut, backbone.encode_text(ids), atol=1e-5) is supports.causal_text
     else:
-        unsupported(backbone, lambda: backbone.encode_text_embeddings(backbone.token_embedding(ids), eot))
+        with pytest.raises(UserError, match=f"backbone {backbone.name} has no token text tower"):
+            backbone.require_token_text_tower("prompts", "fix")
 
-    levels = backbone.image_intermediates(pixels)
+    levels = image_tower.intermediates(pixels)
     assert len(levels) >= 4 and all(level.shape[0] == 2 for level in levels)
-    first, last = backbone.image_intermediates(pixels, layers=[0, -1])
+    first, last = image_tower.intermediates(pixels, layers=[0, -1])
     exact(first, levels[0])
     exact(last, levels[-1])
-    assert backbone.vision_width in (last.shape[1], last.shape[-1])
+    assert image_tower.width in (last.shape[1], last.shape[-1])
 
+    assert isinstance(image_tower, TokenImageTower) is supports.image_tokens
     if supports.image_tokens:
-        exact(backbone.encode_image_prompted(pixels), image)
-        patches = backbone.image_token_embeddings(pixels).shape[1] - backbone.num_prefix_tokens
-        zero = torch.zeros(patches, backbone.vision_width)
-        exact(backbone.encode_image_prompted(pixels, patch_offsets=zero), image)
-        exact(backbone.image_tokens(pixels, layers=[0])[0], levels[0])
-        exact(backbone.pool_image_tokens(levels[-1]), image)
+        # The token tower run with no extra tokens is open_clip's (or timm's) own image forward.
+        run = image_tower.run(image_tower.embed(pixels), layers=[0, -1])
+        exact(image_tower.head(run.tokens), image)
+        exact(run.layers[0], levels[0])
+        exact(run.layers[1], levels[-1])
+        patches = image_tower.patch_count(size)
+        tokens = image_tower.embed(pixels)
+        start = image_tower.num_prefix_tokens
+        zero = {0: (start, tokens[:, start:] + torch.zeros(patches, image_tower.width))}
+        exact(image_tower.head(image_tower.run(tokens, replace=zero).tokens), image)
     else:
-        unsupported(backbone, lambda: backbone.encode_image_prompted(pixels))
-        unsupported(backbone, lambda: backbone.image_tokens(pixels))
+        with pytest.raises(UserError, match=f"backbone {backbone.name} has no ViT image tower"):
+            backbone.require_token_image_tower("prompts", "fix")
+
+    # The towers' parameter blocks are named as in the backbone and, with the temperature (and CoCa's
+    # caption decoder, which neither tower runs), are all of them.
+    named = dict(backbone.named_parameters())
+    image_blocks, text_blocks = image_tower.parameter_blocks(), text_tower.parameter_blocks()
+    assert all(named[name] is tensor for name, tensor in {**image_blocks, **text_blocks}.items())
+    assert not set(image_blocks) & set(text_blocks)
+    rest = set(named) - set(image_blocks) - set(text_blocks)
+    towerless = {name for name in rest if not name.startswith("model.text_decoder.")}
+    assert towerless <= {"model.logit_scale", "model.logit_bias"}
 
 
 @pytest.mark.parametrize("arch", ["ViT-B-16-SigLIP", "roberta-ViT-B-32", "nllb-clip-base"])

@@ -1,4 +1,4 @@
-"""Backbone.image_class_token: the class token as the first block would see it, minus its position."""
+"""TokenImageTower.class_token: the class token as the first block would see it, minus its position."""
 
 from __future__ import annotations
 
@@ -21,17 +21,16 @@ def _zero_class_position(backbone) -> None:
 @pytest.mark.parametrize("build", [tiny_openclip_backbone, tiny_timm_backbone], ids=["openclip", "timm"])
 def test_class_token_is_the_first_token_when_its_position_is_zero(build):
     backbone = build()
-    assert backbone.image_class_token().shape == (backbone.vision_width,)
+    assert backbone.image.class_token().shape == (backbone.image.width,)
     _zero_class_position(backbone)
     size = backbone.preprocessing.size
     pixels = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        first = backbone.image_token_embeddings(pixels)[:, 0]
-    torch.testing.assert_close(first, backbone.image_class_token().expand_as(first), rtol=0, atol=1e-6)
+        first = backbone.image.embed(pixels)[:, 0]
+    torch.testing.assert_close(first, backbone.image.class_token().expand_as(first), rtol=0, atol=1e-6)
 
 
 def test_class_token_of_a_vit_without_one_and_of_a_resnet_is_unsupported():
-    with pytest.raises(NotImplementedError, match="image_class_token is not supported: the ViT has no class token"):
-        tiny_timm_backbone(class_token=False, global_pool="avg").image_class_token()
-    with pytest.raises(NotImplementedError, match="tiny openclip resnet: .* need a ViT image tower"):
-        tiny_openclip_backbone("resnet").image_class_token()
+    with pytest.raises(NotImplementedError, match="tiny timm vit image tower: the ViT has no class token"):
+        tiny_timm_backbone(class_token=False, global_pool="avg").image.class_token()
+    assert not hasattr(tiny_openclip_backbone("resnet").image, "class_token")

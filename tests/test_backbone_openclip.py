@@ -17,7 +17,9 @@ from mmadapt.builtin.openclip import OpenClipBackbone
 from mmadapt.builtin.plugin import register_backbones
 from mmadapt.errors import UserError
 from mmadapt.testing_models import TINY_IMAGE_SIZE, tiny_openclip_backbone, tiny_openclip_config
+from mmadapt.towers import TextTower, TokenImageTower
 from torch import nn
+from tower_calls import image_tokens, prompted_features
 
 torch.set_num_threads(1)
 
@@ -45,79 +47,84 @@ TEXTS = ["a photo of a dog.", "a photo of a sea_lion, a type of animal.", "x"]
 
 def assert_embedding_path_matches_encode_text(backbone: OpenClipBackbone) -> None:
     """Prompt learners' path (token embeddings in, EOT pooling) gives encode_text's features."""
-    ids = backbone.tokenize(TEXTS)
+    ids = backbone.text.tokenize(TEXTS)
     torch.testing.assert_close(
-        backbone.encode_text_embeddings(backbone.token_embedding(ids), backbone.eot_index(ids)),
+        backbone.text.encode_embeddings(backbone.text.token_embedding(ids), backbone.text.eot_index(ids)),
         backbone.encode_text(ids),
         atol=1e-5,
         rtol=0,
     )
 
 def test_text_embeddings_path_equals_encode_text(clip: OpenClipBackbone) -> None:
-    ids = clip.tokenize(TEXTS)
-    eot = clip.eot_index(ids)
+    ids = clip.text.tokenize(TEXTS)
+    eot = clip.text.eot_index(ids)
     expected = clip.encode_text(ids)
-    full = clip.encode_text_embeddings(clip.token_embedding(ids), eot)
+    full = clip.text.encode_embeddings(clip.text.token_embedding(ids), eot)
     torch.testing.assert_close(full, expected, atol=1e-5, rtol=0)
 
     length = int(eot.max()) + 1
-    truncated = clip.encode_text_embeddings(clip.token_embedding(ids[:, :length]), eot)
-    assert length < clip.context_length
+    truncated = clip.text.encode_embeddings(clip.text.token_embedding(ids[:, :length]), eot)
+    assert length < clip.text.context_length
     torch.testing.assert_close(truncated, expected, atol=1e-5, rtol=0)
 
 
 def test_text_shapes_and_normalisation(clip: OpenClipBackbone) -> None:
-    ids = clip.tokenize(TEXTS)
-    assert ids.shape == (3, clip.context_length) == (3, 77)
-    assert clip.token_embedding(ids).shape == (3, 77, clip.text_width)
-    features = clip.encode_text_embeddings(clip.token_embedding(ids), clip.eot_index(ids), normalize=True)
+    ids = clip.text.tokenize(TEXTS)
+    assert ids.shape == (3, clip.text.context_length) == (3, 77)
+    assert clip.text.token_embedding(ids).shape == (3, 77, clip.text.width)
+    features = clip.text.encode_embeddings(clip.text.token_embedding(ids), clip.text.eot_index(ids))
     assert features.shape == (3, clip.embed_dim)
-    torch.testing.assert_close(features.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(clip.encode_text(ids, normalize=True).norm(dim=-1), torch.ones(3))
 
 
 def test_text_longer_than_context_is_rejected(clip: OpenClipBackbone) -> None:
-    embeds = torch.zeros(1, clip.context_length + 1, clip.text_width)
+    embeds = torch.zeros(1, clip.text.context_length + 1, clip.text.width)
     with pytest.raises(ValueError, match="text positions"):
-        clip.encode_text_embeddings(embeds, torch.tensor([3]))
+        clip.text.encode_embeddings(embeds, torch.tensor([3]))
 
 
-def test_unsupported_text_pooling_is_named(clip: OpenClipBackbone, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clip, "_text_pool_type", "last")
-    with pytest.raises(NotImplementedError, match="pools with 'last'"):
-        clip.eot_index(clip.tokenize(["a"]))
+def test_a_text_tower_pooling_elsewhere_is_a_plain_text_tower(monkeypatch: pytest.MonkeyPatch) -> None:
+    from open_clip.model import CLIP
+
+    model = CLIP(**tiny_openclip_config("vit"))
+    monkeypatch.setattr(model, "text_pool_type", "last")
+    backbone = OpenClipBackbone(model)
+    assert type(backbone.text).__name__ == "OpenClipTextTower" and not backbone.text.causal
+    with pytest.raises(UserError, match="has no token text tower .*: use a linear head"):
+        backbone.require_token_text_tower("prompts need it", "use a linear head")
 
 
 @pytest.mark.parametrize(("arch", "causal"), [("ViT-S-32", True), ("MobileCLIP-S1", False)])
 def test_causal_text_is_read_from_the_model(arch: str, causal: bool) -> None:
     backbone = OpenClipBackbone.from_config(OpenClipConfig(arch=arch, pretrained=None))
-    assert backbone.causal_text is causal
-    ids = backbone.tokenize(TEXTS)
-    eot = backbone.eot_index(ids)
+    assert backbone.text.causal is causal
+    ids = backbone.text.tokenize(TEXTS)
+    eot = backbone.text.eot_index(ids)
     length = int(eot.max()) + 1
-    cut = backbone.encode_text_embeddings(backbone.token_embedding(ids[:, :length]), eot)
+    cut = backbone.text.encode_embeddings(backbone.text.token_embedding(ids[:, :length]), eot)
     # The property's promise: features at the end token are unchanged by cutting exactly when causal.
     assert torch.allclose(cut, backbone.encode_text(ids), atol=1e-5) is causal
 
 
 def test_causal_text_defaults_to_false() -> None:
-    assert Backbone.causal_text.fget(Backbone()) is False
+    assert TextTower.causal.fget(object()) is False
 
 
 def test_vocabulary_decodes_every_token_on_its_own(clip: OpenClipBackbone) -> None:
-    vocabulary = clip.vocabulary()
-    assert len(vocabulary) == clip.vocab_size == 49408
-    ids = clip.tokenize(["a photo of a dog"])[0]
-    words = [vocabulary[int(i)] for i in ids[1 : int(clip.eot_index(ids[None])[0])]]
+    vocabulary = clip.text.vocabulary()
+    assert len(vocabulary) == clip.text.vocab_size == 49408
+    ids = clip.text.tokenize(["a photo of a dog"])[0]
+    words = [vocabulary[int(i)] for i in ids[1 : int(clip.text.eot_index(ids[None])[0])]]
     assert words == ["a", "photo", "of", "a", "dog"]
     assert vocabulary[int(ids[0])] == "<start_of_text>"
     # A standalone token, tokenized again as a prompt, is that token between start and end.
-    assert clip.tokenize([vocabulary[int(ids[2])]])[0, 1] == ids[2]
+    assert clip.text.tokenize([vocabulary[int(ids[2])]])[0, 1] == ids[2]
 
 
 def test_vocabulary_needs_a_known_tokenizer(clip: OpenClipBackbone) -> None:
-    other = OpenClipBackbone(clip.model, tokenizer=lambda texts: clip.tokenize(texts), name="custom")
-    with pytest.raises(NotImplementedError, match="custom: vocabulary is not supported: needs open_clip's"):
-        other.vocabulary()
+    other = OpenClipBackbone(clip.model, tokenizer=lambda texts: clip.text.tokenize(texts), name="custom")
+    with pytest.raises(NotImplementedError, match="custom text tower: a vocabulary needs open_clip's"):
+        other.text.vocabulary()
 
 
 @pytest.mark.parametrize(
@@ -145,58 +152,58 @@ def test_text_projection_as_linear() -> None:
 
 
 def test_image_tokens_final_cls_projects_to_encode_image(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
-    (tokens,) = clip.image_tokens(pixels)
-    assert tokens.shape == (2, 1 + (TINY_IMAGE_SIZE // 8) ** 2, clip.vision_width)
-    torch.testing.assert_close(tokens[:, 0] @ clip.image_projection, clip.encode_image(pixels), atol=1e-6, rtol=0)
+    (tokens,) = image_tokens(clip, pixels)
+    assert tokens.shape == (2, 1 + (TINY_IMAGE_SIZE // 8) ** 2, clip.image.width)
+    torch.testing.assert_close(tokens[:, 0] @ clip.image.projection, clip.encode_image(pixels), atol=1e-6, rtol=0)
 
 
 def test_image_tokens_per_layer(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
-    first, last = clip.image_tokens(pixels, layers=[0, -1])
-    torch.testing.assert_close(last, clip.image_tokens(pixels)[0])
-    expected_first = clip.model.visual.transformer.resblocks[0](clip.image_token_embeddings(pixels))
+    first, last = image_tokens(clip, pixels, layers=[0, -1])
+    torch.testing.assert_close(last, image_tokens(clip, pixels)[0])
+    expected_first = clip.model.visual.transformer.resblocks[0](clip.image.embed(pixels))
     torch.testing.assert_close(first, expected_first)
     with pytest.raises(ValueError, match="out of range"):
-        clip.image_tokens(pixels, layers=[2])
+        image_tokens(clip, pixels, layers=[2])
 
 
 def test_prompted_without_prompts_equals_encode_image(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
     expected = clip.encode_image(pixels)
-    torch.testing.assert_close(clip.encode_image_prompted(pixels), expected, atol=1e-6, rtol=0)
-    torch.testing.assert_close(clip.encode_image_prompted(pixels, prefixes=[None, None]), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(prompted_features(clip, pixels), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(prompted_features(clip, pixels, prefixes=[None, None]), expected, atol=1e-6, rtol=0)
 
 
 def test_empty_prefixes_run_our_attention_exactly(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
-    width = clip.vision_width
+    width = clip.image.width
     empty = (torch.zeros(1, 0, width), torch.zeros(1, 0, width))
-    prompted = clip.encode_image_prompted(pixels, prefixes=[empty, empty])
+    prompted = prompted_features(clip, pixels, prefixes=[empty, empty])
     torch.testing.assert_close(prompted, clip.encode_image(pixels), atol=1e-6, rtol=0)
 
 
 def test_prefix_attention_matches_multihead_attention_bias_kv(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
     """``nn.MultiheadAttention(add_bias_kv=True)`` appends one key/value after projection: a 1-token prefix."""
-    block = clip.vision_blocks()[0]
+    block = clip.image.blocks[0]
     attn = block.block.attn
-    reference = nn.MultiheadAttention(clip.vision_width, attn.num_heads, add_bias_kv=True, batch_first=True)
+    reference = nn.MultiheadAttention(clip.image.width, attn.num_heads, add_bias_kv=True, batch_first=True)
     reference.load_state_dict({**attn.state_dict(), "bias_k": torch.randn(1, 1, 64), "bias_v": torch.randn(1, 1, 64)})
-    x = block.norm1(clip.image_token_embeddings(pixels))
+    x = block.norm1(clip.image.embed(pixels))
     expected = reference(x, x, x, need_weights=False)[0]
     got = block.attention(x, (reference.bias_k, reference.bias_v))
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
 def test_block_parts_recompose_the_block(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
-    block = clip.vision_blocks()[1]
-    x = clip.image_token_embeddings(pixels)
+    block = clip.image.blocks[1]
+    x = clip.image.embed(pixels)
     x = x + block.attention(block.norm1(x))
-    torch.testing.assert_close(x + block.feed_forward(x), block(clip.image_token_embeddings(pixels)))
+    torch.testing.assert_close(x + block.feed_forward(x), block(clip.image.embed(pixels)))
 
 
 def test_prompts_and_prefixes_train_and_backbone_stays_frozen(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
-    width = clip.vision_width
+    width = clip.image.width
     prompts = (0.5 * torch.randn(1, 3, width)).requires_grad_()
     keys = torch.randn(2, 4, width, requires_grad=True)
     values = torch.randn(1, 4, width, requires_grad=True)
-    out = clip.encode_image_prompted(pixels, prompts=prompts, prefixes=[None, (keys, values)], normalize=True)
+    out = prompted_features(clip, pixels, prompts=prompts, prefixes=[None, (keys, values)], normalize=True)
     assert out.shape == (2, clip.embed_dim)
     assert not torch.allclose(out, clip.encode_image(pixels, normalize=True), atol=1e-4)
     out.sum().backward()
@@ -218,34 +225,36 @@ def first_block_input(backbone: OpenClipBackbone, run: Callable[[], object]) -> 
 
 
 def test_zero_patch_offsets_change_nothing(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
-    zero = torch.zeros((TINY_IMAGE_SIZE // 8) ** 2, clip.vision_width)
+    zero = torch.zeros((TINY_IMAGE_SIZE // 8) ** 2, clip.image.width)
     expected = clip.encode_image(pixels)
-    torch.testing.assert_close(clip.encode_image_prompted(pixels, patch_offsets=zero), expected, atol=1e-6, rtol=0)
-    tokens = clip.image_tokens(pixels, layers=[0, 1], patch_offsets=zero[None].expand(2, -1, -1))
-    for got, want in zip(tokens, clip.image_tokens(pixels, layers=[0, 1])):
+    torch.testing.assert_close(prompted_features(clip, pixels, patch_offsets=zero), expected, atol=1e-6, rtol=0)
+    tokens = image_tokens(clip, pixels, layers=[0, 1], patch_offsets=zero[None].expand(2, -1, -1))
+    for got, want in zip(tokens, image_tokens(clip, pixels, layers=[0, 1])):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
 
 
 def test_patch_offsets_reach_only_the_patch_tokens(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
-    offsets = torch.randn(2, (TINY_IMAGE_SIZE // 8) ** 2, clip.vision_width, requires_grad=True)
-    prompts = torch.randn(1, 3, clip.vision_width)
-    plain = clip.image_token_embeddings(pixels)
+    offsets = torch.randn(2, (TINY_IMAGE_SIZE // 8) ** 2, clip.image.width, requires_grad=True)
+    prompts = torch.randn(1, 3, clip.image.width)
+    plain = clip.image.embed(pixels)
     entering = first_block_input(
-        clip, lambda: clip.encode_image_prompted(pixels, prompts=prompts, patch_offsets=offsets).sum().backward()
+        clip, lambda: prompted_features(clip, pixels, prompts=prompts, patch_offsets=offsets).sum().backward()
     )
     torch.testing.assert_close(entering[:, :1], plain[:, :1], atol=0, rtol=0)  # the class token
     torch.testing.assert_close(entering[:, 1:4], prompts.expand(2, -1, -1), atol=0, rtol=0)
     torch.testing.assert_close(entering[:, 4:], plain[:, 1:] + offsets, atol=1e-6, rtol=0)
     assert offsets.grad is not None and offsets.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match=r"patch_offsets must have shape \(16, 64\) or \(B, 16, 64\)"):
-        clip.encode_image_prompted(pixels, patch_offsets=torch.zeros(17, 64))
+    with pytest.raises(ValueError, match=r"replaced positions 1 .. 17 must lie within the input"):
+        clip.image.run(clip.image.embed(pixels), replace={0: (1, torch.zeros(1, 17, 64))})
 
 
 def test_bad_prompt_shape_is_explained(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
-    with pytest.raises(ValueError, match=r"prompts must have shape \(B or 1, P, 64\)"):
-        clip.encode_image_prompted(pixels, prompts=torch.zeros(1, 3, 7))
-    with pytest.raises(ValueError, match="prefixes for 3 blocks, the image tower has 2"):
-        clip.encode_image_prompted(pixels, prefixes=[None, None, None])
+    with pytest.raises(ValueError, match=r"inserted tokens must have shape \(B or 1, P, 64\)"):
+        prompted_features(clip, pixels, prompts=torch.zeros(1, 3, 7))
+    with pytest.raises(ValueError, match="prefixes for 3 blocks, the tower has 2"):
+        prompted_features(clip, pixels, prefixes=[None, None, None])
+    with pytest.raises(ValueError, match=r"insert names blocks \[2\]; the tower has blocks 0 .. 1"):
+        clip.image.run(clip.image.embed(pixels), insert={2: torch.zeros(1, 3, 64)})
 
 
 # -- preprocessing in the graph -----------------------------------------------------------------
@@ -275,9 +284,9 @@ def test_preprocessing_defaults(clip: OpenClipBackbone) -> None:
 def test_resnet_tower(resnet: OpenClipBackbone, pixels: torch.Tensor) -> None:
     assert resnet.encode_image(pixels).shape == (2, resnet.embed_dim)
     assert_embedding_path_matches_encode_text(resnet)
-    features = resnet.image_intermediates(pixels)
+    features = resnet.image.intermediates(pixels)
     assert [f.shape[-1] for f in features] == [8, 8, 4, 2, 1]
-    assert features[-1].shape[1] == resnet.vision_width
+    assert features[-1].shape[1] == resnet.image.width
     visual = resnet.model.visual
     x = visual.stem(pixels)
     expected = [x]
@@ -286,31 +295,27 @@ def test_resnet_tower(resnet: OpenClipBackbone, pixels: torch.Tensor) -> None:
         expected.append(x)
     for got, want in zip(features, expected):
         torch.testing.assert_close(got, want)
-    stem, deepest = resnet.image_intermediates(pixels, layers=[0, -1])
+    stem, deepest = resnet.image.intermediates(pixels, layers=[0, -1])
     torch.testing.assert_close(stem, expected[0])
     torch.testing.assert_close(deepest, expected[-1])
-    with pytest.raises(ValueError, match=r"indices \[5\] out of range for an image tower of 5 levels"):
-        resnet.image_intermediates(pixels, layers=[5])
-    for call in (
-        lambda: resnet.image_tokens(pixels),
-        lambda: resnet.encode_image_prompted(pixels),
-        lambda: resnet.vision_blocks(),
-    ):
-        with pytest.raises(NotImplementedError, match="tiny openclip resnet: .*need a ViT image tower.*ModifiedResNet"):
-            call()
+    with pytest.raises(ValueError, match=r"indices \[5\] out of range for a tower of 5 levels"):
+        resnet.image.intermediates(pixels, layers=[5])
+    assert not isinstance(resnet.image, TokenImageTower)
+    with pytest.raises(UserError, match="tiny openclip resnet has no ViT image tower .*ModifiedResNet"):
+        resnet.require_token_image_tower("prompts", "fix")
 
 
 def test_vit_intermediates_are_the_blocks_residual_stream(clip: OpenClipBackbone, pixels: torch.Tensor) -> None:
     images = pixels.clone().requires_grad_()
-    first, last = clip.image_intermediates(images)
-    assert clip.image_intermediates(images, layers=[-1, 0])[1].shape == first.shape
-    torch.testing.assert_close(first, clip.image_tokens(pixels, layers=[0])[0])
+    first, last = clip.image.intermediates(images)
+    assert clip.image.intermediates(images, layers=[-1, 0])[1].shape == first.shape
+    torch.testing.assert_close(first, image_tokens(clip, pixels, layers=[0])[0])
     # image_tokens' last entry has the final norm; the intermediates are the raw stream.
-    torch.testing.assert_close(clip.vision_final_norm(last), clip.image_tokens(pixels)[0])
+    torch.testing.assert_close(clip.image.final_norm(last), image_tokens(clip, pixels)[0])
     last.square().sum().backward()
     assert images.grad is not None and images.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="out of range for an image tower of 2 blocks"):
-        clip.image_intermediates(pixels, layers=[-3])
+    with pytest.raises(ValueError, match="out of range for a tower of 2 blocks"):
+        clip.image.intermediates(pixels, layers=[-3])
 
 
 def test_frozen_modules_stay_in_eval_mode(resnet: OpenClipBackbone, pixels: torch.Tensor) -> None:
@@ -338,7 +343,7 @@ def test_local_checkpoint_of_a_registered_config(tmp_path, clip: OpenClipBackbon
     torch.save(clip.model.state_dict(), checkpoint)
 
     built = OpenClipBackbone.from_config(OpenClipConfig(arch="mmadapt-test-tiny-vit", pretrained=str(checkpoint)))
-    ids = built.tokenize(TEXTS)
+    ids = built.text.tokenize(TEXTS)
     torch.testing.assert_close(built.encode_text(ids), clip.encode_text(ids))
     assert not any(p.requires_grad for p in built.parameters())
 

@@ -11,6 +11,7 @@ from mmadapt.builtin.timm_vit import TimmBackbone
 from mmadapt.errors import UserError
 from mmadapt.testing_models import TINY_IMAGE_SIZE, tiny_timm_backbone
 from torch import nn
+from tower_calls import image_tokens, prompted_features
 
 torch.set_num_threads(1)
 
@@ -45,34 +46,34 @@ def naive_prefixed_attention(
 
 
 def test_features_and_widths(vit: TimmBackbone, pixels: torch.Tensor) -> None:
-    assert not vit.has_text
-    assert vit.embed_dim == vit.vision_width == 64
+    assert vit.text is None
+    assert vit.embed_dim == vit.image.width == 64
     assert vit.encode_image(pixels).shape == (2, 64)
     torch.testing.assert_close(vit.encode_image(pixels), vit.model(pixels))
-    assert vit.image_projection is None
-    with pytest.raises(NotImplementedError, match="tiny timm vit: tokenize is not supported: the model has no text"):
-        vit.tokenize(["a"])
+    assert vit.image.projection is None
+    with pytest.raises(UserError, match="encode_text needs a text tower; backbone tiny timm vit has no text tower"):
+        vit.encode_text(torch.zeros(1, 77, dtype=torch.long))
 
 
 def test_image_tokens_final_cls_is_the_feature(vit: TimmBackbone, pixels: torch.Tensor) -> None:
-    (tokens,) = vit.image_tokens(pixels)
+    (tokens,) = image_tokens(vit, pixels)
     assert tokens.shape == (2, 1 + N_PATCHES, 64)
     torch.testing.assert_close(tokens[:, 0], vit.encode_image(pixels), atol=1e-6, rtol=0)
-    first, last = vit.image_tokens(pixels, layers=[0, 1])
-    torch.testing.assert_close(first, vit.model.blocks[0](vit.image_token_embeddings(pixels)))
+    first, last = image_tokens(vit, pixels, layers=[0, 1])
+    torch.testing.assert_close(first, vit.model.blocks[0](vit.image.embed(pixels)))
     torch.testing.assert_close(last, tokens)
 
 
 def test_prompted_without_prompts_equals_encode_image(vit: TimmBackbone, pixels: torch.Tensor) -> None:
     expected = vit.encode_image(pixels)
-    torch.testing.assert_close(vit.encode_image_prompted(pixels), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(prompted_features(vit, pixels), expected, atol=1e-6, rtol=0)
     empty = (torch.zeros(1, 0, 64), torch.zeros(1, 0, 64))
-    torch.testing.assert_close(vit.encode_image_prompted(pixels, prefixes=[empty, empty]), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(prompted_features(vit, pixels, prefixes=[empty, empty]), expected, atol=1e-6, rtol=0)
 
 
 def test_prefix_attention_matches_naive_reference(vit: TimmBackbone, pixels: torch.Tensor) -> None:
-    block = vit.vision_blocks()[0]
-    x = block.norm1(vit.image_token_embeddings(pixels))
+    block = vit.image.blocks[0]
+    x = block.norm1(vit.image.embed(pixels))
     keys, values = torch.randn(1, 5, 64), torch.randn(2, 5, 64)
     expected = naive_prefixed_attention(block.block.attn, x, keys, values)
     torch.testing.assert_close(block.attention(x, (keys, values)), expected, atol=1e-5, rtol=0)
@@ -81,7 +82,7 @@ def test_prefix_attention_matches_naive_reference(vit: TimmBackbone, pixels: tor
 def test_prompts_and_prefixes_train_and_backbone_stays_frozen(vit: TimmBackbone, pixels: torch.Tensor) -> None:
     prompts = torch.randn(1, 4, 64, requires_grad=True)
     keys, values = torch.randn(1, 2, 64, requires_grad=True), torch.randn(1, 2, 64, requires_grad=True)
-    out = vit.encode_image_prompted(pixels, prompts=prompts, prefixes=[(keys, values)])
+    out = prompted_features(vit, pixels, prompts=prompts, prefixes=[(keys, values)])
     assert not torch.allclose(out, vit.encode_image(pixels), atol=1e-4)
     out.square().sum().backward()
     for tensor in (prompts, keys, values):
@@ -93,44 +94,44 @@ def test_prompts_and_prefixes_train_and_backbone_stays_frozen(vit: TimmBackbone,
 def test_prefix_tokens_and_pooling_variants(overrides: dict, pixels: torch.Tensor) -> None:
     vit = tiny_timm_backbone(**overrides)
     expected_prefix = 1 + 2 if "reg_tokens" in overrides else 0
-    assert vit.num_prefix_tokens == expected_prefix
-    assert vit.image_tokens(pixels)[0].shape == (2, expected_prefix + N_PATCHES, 64)
-    torch.testing.assert_close(vit.encode_image_prompted(pixels), vit.encode_image(pixels), atol=1e-6, rtol=0)
+    assert vit.image.num_prefix_tokens == expected_prefix
+    assert image_tokens(vit, pixels)[0].shape == (2, expected_prefix + N_PATCHES, 64)
+    torch.testing.assert_close(prompted_features(vit, pixels), vit.encode_image(pixels), atol=1e-6, rtol=0)
     # Prompts are dropped before pooling, yet they change the pooled tokens through attention.
-    prompted = vit.encode_image_prompted(pixels, prompts=torch.randn(1, 3, 64))
+    prompted = prompted_features(vit, pixels, prompts=torch.randn(1, 3, 64))
     assert prompted.shape == (2, 64) and not torch.allclose(prompted, vit.encode_image(pixels))
 
 
 @pytest.mark.parametrize("overrides", [{}, {"reg_tokens": 2}, {"global_pool": "avg", "class_token": False}])
 def test_patch_offsets_reach_only_the_patch_tokens(overrides: dict, pixels: torch.Tensor) -> None:
     vit = tiny_timm_backbone(**overrides)
-    start = vit.num_prefix_tokens
+    start = vit.image.num_prefix_tokens
     zero = torch.zeros(N_PATCHES, 64)
-    unchanged = vit.encode_image_prompted(pixels, patch_offsets=zero)
+    unchanged = prompted_features(vit, pixels, patch_offsets=zero)
     torch.testing.assert_close(unchanged, vit.encode_image(pixels), atol=1e-6, rtol=0)
     offsets = torch.randn(1, N_PATCHES, 64)
     seen = []
     handle = vit.model.blocks[0].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     try:
-        (tokens,) = vit.image_tokens(pixels, patch_offsets=offsets)
+        (tokens,) = image_tokens(vit, pixels, patch_offsets=offsets)
     finally:
         handle.remove()
-    plain = vit.image_token_embeddings(pixels)
+    plain = vit.image.embed(pixels)
     torch.testing.assert_close(seen[0][:, :start], plain[:, :start], atol=0, rtol=0)  # class and register tokens
     torch.testing.assert_close(seen[0][:, start:], plain[:, start:] + offsets, atol=1e-6, rtol=0)
-    assert not torch.allclose(tokens, vit.image_tokens(pixels)[0], atol=1e-4)
+    assert not torch.allclose(tokens, image_tokens(vit, pixels)[0], atol=1e-4)
 
 
 @pytest.mark.parametrize("overrides", [{}, {"reg_tokens": 2}, {"global_pool": "avg", "class_token": False}])
 def test_intermediates_are_each_blocks_tokens(overrides: dict, pixels: torch.Tensor) -> None:
     vit = tiny_timm_backbone(**overrides)
-    first, last = vit.image_intermediates(pixels)
-    torch.testing.assert_close(first, vit.model.blocks[0](vit.image_token_embeddings(pixels)))
-    torch.testing.assert_close(vit.vision_final_norm(last), vit.image_tokens(pixels)[0])
-    (again,) = vit.image_intermediates(pixels, layers=[-2])
+    first, last = vit.image.intermediates(pixels)
+    torch.testing.assert_close(first, vit.model.blocks[0](vit.image.embed(pixels)))
+    torch.testing.assert_close(vit.image.final_norm(last), image_tokens(vit, pixels)[0])
+    (again,) = vit.image.intermediates(pixels, layers=[-2])
     torch.testing.assert_close(again, first)
-    with pytest.raises(ValueError, match="out of range for an image tower of 2 blocks"):
-        vit.image_intermediates(pixels, layers=[2])
+    with pytest.raises(ValueError, match="out of range for a tower of 2 blocks"):
+        vit.image.intermediates(pixels, layers=[2])
 
 
 def test_preprocess_in_graph_matches_manual_path(vit: TimmBackbone) -> None:

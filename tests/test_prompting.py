@@ -67,7 +67,7 @@ def mobileclip():
 def encode(backbone, template: str, classnames: list[str]) -> torch.Tensor:
     texts = [template.format(name.replace("_", " ")) for name in classnames]
     with torch.no_grad():
-        return backbone.encode_text(backbone.tokenize(texts), normalize=True)
+        return backbone.encode_text(backbone.text.tokenize(texts), normalize=True)
 
 
 def learned_features(learner: PromptLearner, backbone) -> torch.Tensor:
@@ -89,20 +89,20 @@ def test_context_from_words_reproduces_the_handwritten_prompt(request, name, pos
 
 def test_sequences_are_cut_only_on_causal_text_towers(tiny, vit_s32, mobileclip, monkeypatch):
     for backbone in (tiny, vit_s32):
-        assert backbone.causal_text
+        assert backbone.text.causal
         learner = PromptLearner(backbone, CLASSNAMES, new_context(backbone, None, "a photo of a"))
-        assert learner().shape[1] == learner.length == int(learner.eot.max()) + 1 < backbone.context_length
+        assert learner().shape[1] == learner.length == int(learner.eot.max()) + 1 < backbone.text.context_length
         full = PromptLearner(backbone, CLASSNAMES, learner.ctx.detach().clone(), truncate=False)
-        assert full().shape[1] == full.length == backbone.context_length
+        assert full().shape[1] == full.length == backbone.text.context_length
         torch.testing.assert_close(learned_features(full, backbone), learned_features(learner, backbone),
                                    atol=ATOL, rtol=0)
     # MobileCLIP-S1's text tower has no causal mask: the padding changes the end token's features.
-    assert not mobileclip.causal_text
+    assert not mobileclip.text.causal
     learner = PromptLearner(mobileclip, CLASSNAMES, new_context(mobileclip, None, "a photo of a"))
-    assert learner().shape[1] == learner.length == mobileclip.context_length
-    monkeypatch.setattr(type(mobileclip), "causal_text", property(lambda self: True))
+    assert learner().shape[1] == learner.length == mobileclip.text.context_length
+    monkeypatch.setattr(type(mobileclip.text), "causal", property(lambda self: True))
     cut = PromptLearner(mobileclip, CLASSNAMES, learner.ctx.detach().clone())
-    assert cut.length < mobileclip.context_length
+    assert cut.length < mobileclip.text.context_length
     error = (learned_features(cut, mobileclip) - learned_features(learner, mobileclip)).abs().max()
     assert error > 1e-2  # why the learner asks the backbone before cutting
 
@@ -115,9 +115,9 @@ def test_word_init_counts_bpe_tokens_not_words(tiny):
     n_tokens = int(token_counts(tiny, ["jack-o'-lantern"])[0])
     assert n_tokens > 1
     context = word_context(tiny, "jack-o'-lantern")
-    assert context.shape == (n_tokens, tiny.text_width)
-    ids = tiny.tokenize(["jack-o'-lantern"])
-    torch.testing.assert_close(context, tiny.token_embedding(ids)[0, 1 : 1 + n_tokens], atol=0, rtol=0)
+    assert context.shape == (n_tokens, tiny.text.width)
+    ids = tiny.text.tokenize(["jack-o'-lantern"])
+    torch.testing.assert_close(context, tiny.text.token_embedding(ids)[0, 1 : 1 + n_tokens], atol=0, rtol=0)
     assert torch.equal(new_context(tiny, n_tokens, "jack-o'-lantern"), context)
 
 
@@ -129,9 +129,9 @@ def test_init_and_a_different_n_ctx_conflict(tiny):
 def test_random_context_is_coops_initialisation(tiny):
     torch.manual_seed(0)
     shared = new_context(tiny, None, None)
-    assert shared.shape == (16, tiny.text_width)
+    assert shared.shape == (16, tiny.text.width)
     assert 0.015 < shared.std().item() < 0.025 and abs(shared.mean().item()) < 0.005
-    assert new_context(tiny, 4, None, n_classes=5).shape == (5, 4, tiny.text_width)
+    assert new_context(tiny, 4, None, n_classes=5).shape == (5, 4, tiny.text.width)
 
 
 def test_recipe_checks():
@@ -197,7 +197,7 @@ def test_endings_replace_the_full_stop(tiny, position):
     texts = [f"{words} {name.replace('_', ' ')}{ending}" if position == "end" else
              f"{name.replace('_', ' ')} {words}{ending}" for name, ending in zip(CLASSNAMES, endings)]
     with torch.no_grad():
-        expected = tiny.encode_text(tiny.tokenize(texts), normalize=True)
+        expected = tiny.encode_text(tiny.text.tokenize(texts), normalize=True)
     torch.testing.assert_close(learned_features(learner, tiny), expected, atol=ATOL, rtol=0)
     with pytest.raises(ValueError, match="2 prompt endings for 5 classes"):
         learner.set_classnames(tiny, CLASSNAMES, endings[:2])
@@ -206,7 +206,7 @@ def test_endings_replace_the_full_stop(tiny, position):
 def test_assemble_takes_biased_and_computed_contexts(tiny):
     torch.manual_seed(0)
     learner = PromptLearner(tiny, CLASSNAMES, new_context(tiny, 4, None), "middle")
-    n_classes, width = len(CLASSNAMES), tiny.text_width
+    n_classes, width = len(CLASSNAMES), tiny.text.width
     assert torch.equal(learner.assemble(learner.ctx), learner())
     # An image bias (CoCoOp) is a batched context.
     image_bias = torch.randn(3, width)
@@ -223,7 +223,7 @@ def test_assemble_takes_biased_and_computed_contexts(tiny):
 
 def test_an_offset_on_the_assembled_prompts_trains_and_the_backbone_does_not(tiny):
     learner = PromptLearner(tiny, CLASSNAMES, new_context(tiny, None, "a photo of a"))
-    offset = torch.zeros(learner.length, tiny.text_width, requires_grad=True)
+    offset = torch.zeros(learner.length, tiny.text.width, requires_grad=True)
     features = learner.encode(tiny, learner() + offset)
     torch.testing.assert_close(features, learned_features(learner, tiny), atol=0, rtol=0)
     features.sum().backward()

@@ -12,7 +12,7 @@ time. Layouts (KaiyangZhou/CoOp, ``trainers/coop.py``)::
 
 The three layouts hold the same rows in a different order and the same length, so ``middle`` and
 ``front`` are a fixed per-class permutation (one ``gather``) of ``end``, and the EOT index of the
-placeholder stays valid. When the backbone's text tower is causal (``Backbone.causal_text``), no
+placeholder stays valid. When the backbone's text tower is causal (``TokenTextTower.causal``), no
 position up to an EOT sees what follows it, so sequences are cut after the longest prompt's EOT
 (an exact speed-up); other towers see the padding and get all ``context_length`` positions.
 """
@@ -27,15 +27,24 @@ from .backbone import Backbone
 from .config import CLASS_TOKEN_POSITIONS
 from .data import prompt_name
 from .errors import UserError
+from .towers import TokenTextTower
 from .zeroshot import zeroshot_classifier
 
 #: CoOp's default number of context tokens without a word initialisation.
 DEFAULT_N_CTX = 16
 
 
+def prompt_tower(backbone: Backbone) -> TokenTextTower:
+    """The backbone's text tower as prompt learning needs it: a ``TokenTextTower``, or a ``UserError``."""
+    return backbone.require_token_text_tower(
+        "adapter: learned text prompts go into the text transformer", "choose an adapter without text prompts"
+    )
+
+
 def token_counts(backbone: Backbone, texts: list[str]) -> torch.Tensor:
     """BPE tokens of each text, without start and end tokens (a text cut at the context counts as cut)."""
-    return backbone.eot_index(backbone.tokenize(texts)) - 1
+    text = prompt_tower(backbone)
+    return text.eot_index(text.tokenize(texts)) - 1
 
 
 def word_context(backbone: Backbone, words: str) -> torch.Tensor:
@@ -44,12 +53,13 @@ def word_context(backbone: Backbone, words: str) -> torch.Tensor:
     CoOp counts the words split on spaces; this counts BPE tokens, so a word that is several tokens
     ("jack-o'-lantern") gives as many context vectors as the text encoder sees.
     """
-    ids = backbone.tokenize([prompt_name(words)])
-    n_tokens = int(backbone.eot_index(ids)[0]) - 1
+    text = prompt_tower(backbone)
+    ids = text.tokenize([prompt_name(words)])
+    n_tokens = int(text.eot_index(ids)[0]) - 1
     if n_tokens < 1:
         raise UserError(f"adapter.init={words!r} has no tokens; give words such as 'a photo of a' or null")
     with torch.no_grad():
-        return backbone.token_embedding(ids)[0, 1 : 1 + n_tokens].detach().clone()
+        return text.token_embedding(ids)[0, 1 : 1 + n_tokens].detach().clone()
 
 
 def new_context(
@@ -69,7 +79,7 @@ def new_context(
                 "drop n_ctx (the init sets it) or change the init words"
             )
         return ctx
-    shape = (n_ctx or DEFAULT_N_CTX, backbone.text_width)
+    shape = (n_ctx or DEFAULT_N_CTX, prompt_tower(backbone).width)
     if n_classes is not None:
         shape = (n_classes, *shape)
     return torch.empty(shape, device=next(backbone.parameters()).device).normal_(std=0.02)
@@ -137,18 +147,19 @@ class PromptLearner(nn.Module):
         names = [prompt_name(name) for name in classnames]
         endings = endings if endings is not None else ["."] * len(names)
         texts = [f"{name}{ending}" for name, ending in zip(names, endings)]
+        tower = prompt_tower(backbone)
         needed = token_counts(backbone, texts) + self.n_ctx + 2  # SOS, ctx, name and ending, EOT
-        if int(needed.max()) > backbone.context_length:
+        if int(needed.max()) > tower.context_length:
             raise UserError(
                 f"class prompt {texts[int(needed.argmax())]!r} with {self.n_ctx} context tokens does not fit the "
-                f"model's {backbone.context_length} text positions; shorten the class name or use fewer context tokens"
+                f"model's {tower.context_length} text positions; shorten the class name or use fewer context tokens"
             )
         placeholder = " ".join(["X"] * self.n_ctx)
-        ids = backbone.tokenize([f"{placeholder} {text}" for text in texts])
-        eot = backbone.eot_index(ids)
-        length = int(eot.max()) + 1 if self.truncate and backbone.causal_text else ids.shape[1]
+        ids = tower.tokenize([f"{placeholder} {text}" for text in texts])
+        eot = tower.eot_index(ids)
+        length = int(eot.max()) + 1 if self.truncate and tower.causal else ids.shape[1]
         with torch.no_grad():
-            embeddings = backbone.token_embedding(ids[:, :length])
+            embeddings = tower.token_embedding(ids[:, :length])
         self.prefix = embeddings[:, :1].clone()
         self.suffix = embeddings[:, 1 + self.n_ctx :].clone()
         self.eot = eot
@@ -198,7 +209,7 @@ class PromptLearner(nn.Module):
         ``(..., n_classes, length, width)``, in one text-encoder call."""
         leading = prompts.shape[:-2]
         eot = self.eot.expand(*leading).reshape(-1)
-        features = backbone.encode_text_embeddings(prompts.reshape(-1, *prompts.shape[-2:]), eot)
+        features = prompt_tower(backbone).encode_embeddings(prompts.reshape(-1, *prompts.shape[-2:]), eot)
         return F.normalize(features, dim=-1).view(*leading, -1)
 
 

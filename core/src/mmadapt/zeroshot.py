@@ -14,11 +14,11 @@ def prompt_texts(classnames: list[str], templates: list[str]) -> list[str]:
 
 def zeroshot_classifier(backbone: Backbone, classnames: list[str], templates: list[str]) -> torch.Tensor:
     """Normalised class embeddings (n_classes, embed_dim): the mean of normalised template features."""
-    backbone.require_text_tower(
+    text = backbone.require_text_tower(
         "zero-shot classes are text embeddings of the class names", "use a CLIP backbone or a linear head"
     )
     device = next(backbone.parameters()).device
-    tokens = backbone.tokenize(prompt_texts(classnames, templates)).to(device)
+    tokens = text.tokenize(prompt_texts(classnames, templates)).to(device)
     features = backbone.encode_text(tokens, normalize=True).float()
     features = features.view(len(classnames), len(templates), -1).mean(dim=1)
     return features / features.norm(dim=-1, keepdim=True)

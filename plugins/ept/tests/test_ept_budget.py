@@ -62,6 +62,6 @@ def test_clip_text_row_through_the_adapter():
 
 def test_visual_counts_add_up(backbone, make_adapter):
     counts = make_adapter("ept-visual", backbone, n_ctx=10, rank=8).parameter_counts()
-    width, n = backbone.vision_width, make_adapter("ept-visual", backbone).n_patches
+    width, n = backbone.image.width, make_adapter("ept-visual", backbone).n_patches
     assert counts["low_rank"] == n * 8 + 8 * width and counts["prompt"] == 10 * width
     assert counts["trainable"] == counts["decomposed_budget"] + counts["ept_extras"] + counts["head"]

@@ -20,12 +20,12 @@ def features(adapter) -> torch.Tensor:
 def dept_reference(backbone, classnames, short_prompt, offset) -> torch.Tensor:
     """DePT written out: embeddings of "X .. X {name}." at full length, P_s in the X rows, + Δ, pooled at EOT."""
     m = short_prompt.shape[0]
-    ids = backbone.tokenize([f"{' '.join(['X'] * m)} {prompt_name(name)}." for name in classnames])
+    ids = backbone.text.tokenize([f"{' '.join(['X'] * m)} {prompt_name(name)}." for name in classnames])
     with torch.no_grad():
-        embeddings = backbone.token_embedding(ids).clone()
+        embeddings = backbone.text.token_embedding(ids).clone()
         embeddings[:, 1 : 1 + m] = short_prompt
         embeddings = embeddings + offset
-        return F.normalize(backbone.encode_text_embeddings(embeddings, backbone.eot_index(ids)), dim=-1)
+        return F.normalize(backbone.text.encode_embeddings(embeddings, backbone.text.eot_index(ids)), dim=-1)
 
 
 def test_both_switches_off_is_dept(backbone, make_adapter):
@@ -50,13 +50,13 @@ def test_word_prompt_at_init_is_the_handwritten_prompt(backbone, make_adapter):
     adapter = make_adapter("ept", backbone, init="a photo of a").eval()  # fusion and projection on
     with torch.no_grad():
         expected = backbone.encode_text(
-            backbone.tokenize([f"a photo of a {prompt_name(c)}." for c in CLASSNAMES]), normalize=True
+            backbone.text.tokenize([f"a photo of a {prompt_name(c)}." for c in CLASSNAMES]), normalize=True
         )
     torch.testing.assert_close(features(adapter), expected, atol=1e-6, rtol=0)
 
 
 def test_every_switch_setting_is_vanilla_prompt_tuning_at_init(backbone, make_adapter):
-    short_prompt = torch.randn(4, backbone.text_width, generator=torch.Generator().manual_seed(0)) * 0.02
+    short_prompt = torch.randn(4, backbone.text.width, generator=torch.Generator().manual_seed(0)) * 0.02
     outputs = []
     for fusion, projection in itertools.product([False, True], repeat=2):
         adapter = make_adapter("ept", backbone, fusion=fusion, projection=projection).eval()
@@ -120,7 +120,7 @@ def test_truncation_is_exact_with_fusion_off(backbone, make_adapter):
     randomise(full)
     cut = make_adapter("ept", backbone, fusion=False, truncate=True).eval()
     cut.load_trainable_state_dict(full.trainable_state_dict())
-    assert cut.positions == int(cut.prompt.eot.max()) + 1 < backbone.context_length
+    assert cut.positions == int(cut.prompt.eot.max()) + 1 < backbone.text.context_length
     torch.testing.assert_close(features(cut), features(full), atol=1e-6, rtol=0)
 
 
@@ -146,7 +146,7 @@ def test_longer_novel_prompts_get_no_offset_after_s(backbone, make_adapter):
     with torch.no_grad():
         offset = cut.parts.offset()
         prompt = cut.parts.prompt(cut.prompt.ctx, offset)  # fusion over the trained s rows only
-        padded = F.pad(offset, (0, 0, 0, backbone.context_length - s))
+        padded = F.pad(offset, (0, 0, 0, backbone.text.context_length - s))
         expected = full_length.encode(backbone, full_length.assemble(prompt) + padded)
     torch.testing.assert_close(features(cut), expected, atol=1e-6, rtol=0)
 

@@ -30,24 +30,31 @@ def vit(request, backbone, timm_backbone):
 def test_rank_zero_without_projection_is_vpt_shallow(vit, make_adapter, fusion):
     adapter = make_adapter("ept-visual", vit, rank=0, projection=False, fusion=fusion, n_ctx=5).eval()
     images = pixels(vit)
+    start, m = vit.image.num_prefix_tokens, adapter.ctx.shape[0]
     with torch.no_grad():
-        expected = vit.encode_image_prompted(images, prompts=adapter.ctx[None], normalize=True)
+        # VPT-shallow: the prompts after the prefix tokens, dropped again before pooling.
+        tokens = vit.image.embed(images)
+        tokens = torch.cat([tokens[:, :start], adapter.ctx.expand(len(images), -1, -1), tokens[:, start:]], 1)
+        for block in vit.image.blocks:
+            tokens = block(tokens)
+        tokens = torch.cat([tokens[:, :start], tokens[:, start + m :]], dim=1)
+        expected = F.normalize(vit.image.head(tokens), dim=-1)
     torch.testing.assert_close(features(adapter, images), expected, atol=1e-6, rtol=0)
 
 
 def test_both_switches_off_is_visual_dept(vit, make_adapter):
     adapter = make_adapter("ept-visual", vit, fusion=False, projection=False, rank=3, n_ctx=2).eval()
     randomise(adapter)
-    images, start = pixels(vit), vit.num_prefix_tokens
+    images, start = pixels(vit), vit.image.num_prefix_tokens
     with torch.no_grad():
         offset = 8.0 / 3**0.5 * adapter.parts.offset.A @ adapter.parts.offset.B
         assert offset.abs().max() > 1e-3
-        tokens = vit.image_token_embeddings(images)
+        tokens = vit.image.embed(images)
         tokens = torch.cat([tokens[:, :start], adapter.ctx.expand(len(images), -1, -1), tokens[:, start:] + offset], 1)
-        for block in vit.vision_blocks():
+        for block in vit.image.blocks:
             tokens = block(tokens)
         tokens = torch.cat([tokens[:, :start], tokens[:, start + 2 :]], dim=1)
-        expected = F.normalize(vit.pool_image_tokens(tokens), dim=-1)
+        expected = F.normalize(vit.image.head(tokens), dim=-1)
     torch.testing.assert_close(features(adapter, images), expected, atol=1e-6, rtol=0)
 
 
@@ -69,16 +76,16 @@ class FirstBlockInput:
 
 def test_sequence_length_and_prefix_tokens_without_offset(vit, make_adapter, monkeypatch):
     m = 3
-    recorder = FirstBlockInput(vit.vision_blocks())
-    monkeypatch.setattr(vit, "vision_blocks", recorder)
+    recorder = FirstBlockInput(vit.image.blocks)
+    monkeypatch.setattr(type(vit.image), "blocks", property(lambda tower: recorder()))
     adapter = make_adapter("ept-visual", vit, fusion=False, projection=False, n_ctx=m).eval()
     images = pixels(vit, 2)
     features(adapter, images)
     randomise(adapter)
     features(adapter, images)
-    start, n = vit.num_prefix_tokens, adapter.n_patches
+    start, n = vit.image.num_prefix_tokens, adapter.n_patches
     before, after = recorder.seen[-2:]
-    assert before.shape == (2, start + m + n, vit.vision_width)
+    assert before.shape == (2, start + m + n, vit.image.width)
     change = after - before
     assert change[:, : start + m].abs().max() == 0  # prefix tokens and prompts: no offset
     with torch.no_grad():
@@ -87,8 +94,8 @@ def test_sequence_length_and_prefix_tokens_without_offset(vit, make_adapter, mon
 
 def test_timm_registers_count_as_prefix_tokens(timm_backbone, make_adapter):
     adapter = make_adapter("ept-visual", timm_backbone)
-    assert timm_backbone.num_prefix_tokens == 3
-    tokens = timm_backbone.image_token_embeddings(pixels(timm_backbone, 1))
+    assert timm_backbone.image.num_prefix_tokens == 3
+    tokens = timm_backbone.image.embed(pixels(timm_backbone, 1))
     assert adapter.parts.offset.A.shape[0] == adapter.n_patches == tokens.shape[1] - 3
 
 

@@ -14,7 +14,7 @@ from mmadapt_kapt.discrete import discrete_prompts, render
 
 def _encode(backbone, texts):
     with torch.no_grad():
-        return F.normalize(backbone.encode_text(backbone.tokenize(texts)).float(), dim=-1)
+        return F.normalize(backbone.encode_text(backbone.text.tokenize(texts)).float(), dim=-1)
 
 
 def _clip_image(backbone, batch):
@@ -24,14 +24,14 @@ def _clip_image(backbone, batch):
 
 def test_at_init_the_bias_is_zero_and_the_continuous_prompts_are_the_handwritten_ones(make_kapt, tiny_backbone):
     adapter = make_kapt()
-    assert torch.equal(adapter.class_bias(), torch.zeros(4, tiny_backbone.text_width))
+    assert torch.equal(adapter.class_bias(), torch.zeros(4, tiny_backbone.text.width))
     expected = _encode(tiny_backbone, [f"a photo of a {c}." for c in adapter.task.classnames])
     torch.testing.assert_close(adapter.text_features(), expected, atol=1e-5, rtol=0)
 
 
 def test_zero_query_pools_the_mean_and_alpha_zero_gives_clips_image_feature(make_kapt, tiny_backbone, tiny_batch):
     adapter = make_kapt(alpha=0.0)
-    patches = torch.randn(3, 5, tiny_backbone.vision_width)
+    patches = torch.randn(3, 5, tiny_backbone.image.width)
     torch.testing.assert_close(adapter.head.pool(patches), patches.mean(dim=1))
     with torch.no_grad():
         adapter.head.query.normal_()
@@ -63,12 +63,12 @@ def test_prompts_fit_the_context_by_dropping_trailing_keywords(tiny_backbone):
     prompts = discrete_prompts(tiny_backbone, names, {n: words for n in names}, 40,
                                "a photo of a {class}, which has {keywords}.", "a photo of a {class}.")
     counts = token_counts(tiny_backbone, prompts) + 2
-    assert int(counts.max()) < tiny_backbone.context_length  # uncut: the end token is the text's own
+    assert int(counts.max()) < tiny_backbone.text.context_length  # uncut: the end token is the text's own
     for name, prompt in zip(names, prompts):
         kept = prompt.removeprefix(f"a photo of a {prompt_name(name)}, which has ").removesuffix(".").split(", ")
         assert 0 < len(kept) < 40 and kept == words[: len(kept)]  # a prefix: the trailing ones went first
         longer = render("a photo of a {class}, which has {keywords}.", "", name, words[: len(kept) + 1])
-        assert int(token_counts(tiny_backbone, [longer])[0]) + 2 >= tiny_backbone.context_length  # would be cut
+        assert int(token_counts(tiny_backbone, [longer])[0]) + 2 >= tiny_backbone.text.context_length  # would be cut
     assert discrete_prompts(tiny_backbone, ["fox"], {}, 2, "{class} has {keywords}.", "a photo of a {class}.") == [
         "a photo of a fox."]
 
@@ -124,13 +124,13 @@ def test_gradients_reach_every_trainable_tensor_and_nothing_frozen(make_kapt, ti
 def test_one_text_encoder_batch_of_all_classes_per_step(make_kapt, tiny_backbone, tiny_batch, monkeypatch):
     adapter = make_kapt().train()
     calls = []
-    original = tiny_backbone.encode_text_embeddings
+    original = tiny_backbone.text.encode_embeddings
 
     def counting(prompts, eot):
         calls.append(prompts.shape[0])
         return original(prompts, eot)
 
-    monkeypatch.setattr(tiny_backbone, "encode_text_embeddings", counting)
+    monkeypatch.setattr(tiny_backbone.text, "encode_embeddings", counting)
     for size in (2, 16):
         calls.clear()
         adapter({"image": tiny_batch["image"][:size]})

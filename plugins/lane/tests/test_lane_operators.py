@@ -83,8 +83,8 @@ def double_backbone(backbone):
 
 
 def test_prefix_attention_equals_the_loop(double_backbone):
-    block = double_backbone.vision_blocks()[0]
-    width = double_backbone.vision_width
+    block = double_backbone.image.blocks[0]
+    width = double_backbone.image.width
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(2, 4, width, generator=generator, dtype=torch.float64)
     prefix = tuple(torch.randn(1, 3, width, generator=generator, dtype=torch.float64) for _ in range(2))
@@ -102,8 +102,8 @@ def naive_lane_block(block, lane, context, prefix):
 
 
 def test_a_lane_block_equals_the_loop(double_backbone):
-    block = double_backbone.vision_blocks()[0]
-    width = double_backbone.vision_width
+    block = double_backbone.image.blocks[0]
+    width = double_backbone.image.width
     generator = torch.Generator().manual_seed(2)
     lane = torch.randn(2, 4, width, generator=generator, dtype=torch.float64)
     frozen = torch.randn(2, 7, width, generator=generator, dtype=torch.float64)
@@ -131,8 +131,8 @@ class WithoutFeedForward:
 
 
 def test_drop_and_replace_gives_the_selector_slots_their_ln1_values(double_backbone):
-    block = WithoutFeedForward(double_backbone.vision_blocks()[1])
-    width = double_backbone.vision_width
+    block = WithoutFeedForward(double_backbone.image.blocks[1])
+    width = double_backbone.image.width
     generator = torch.Generator().manual_seed(3)
     lane = torch.randn(2, 5, width, generator=generator, dtype=torch.float64)
     context = block.norm1(torch.randn(2, 9, width, generator=generator, dtype=torch.float64))
@@ -149,17 +149,17 @@ def test_drop_and_replace_gives_the_selector_slots_their_ln1_values(double_backb
 def naive_concat_logits(adapter, pixels):
     """Every lane run on its own through the operators, its head logits kept on its own block."""
     backbone = adapter.backbone
-    blocks = backbone.vision_blocks()
+    blocks = backbone.image.blocks
     out = torch.zeros(len(pixels), adapter.task.n_classes, dtype=torch.float64)
     for lane_index, classes in enumerate(adapter.class_blocks[: adapter.seen]):
-        frozen = backbone.image_token_embeddings(pixels)
+        frozen = backbone.image.embed(pixels)
         cls = adapter._lane_input([lane_index], len(pixels), frozen.dtype)
         for layer, block in enumerate(blocks):
             prompted = layer < adapter.prompted_layers
             prefix = tuple(t.unsqueeze(0) for t in adapter.prompts[layer][:, lane_index]) if prompted else None
             cls = naive_lane_block(block, cls, block.norm1(frozen), prefix)
             frozen = block(frozen)
-        feature = torch.nn.functional.normalize(backbone.vision_final_norm(cls[:, :1])[:, 0], dim=-1)
+        feature = torch.nn.functional.normalize(backbone.image.final_norm(cls[:, :1])[:, 0], dim=-1)
         logits = feature @ adapter.head.weight.T + adapter.head.bias
         for c in classes:
             out[:, c] = logits[:, c]

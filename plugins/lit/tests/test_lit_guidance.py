@@ -57,8 +57,8 @@ def test_prompt_pair_and_latent_pair_have_the_papers_sizes(clip_512, image_task)
 
 def test_the_prompt_pair_starts_as_the_embedding_of_sixteen_xs(tiny_clip, image_task):
     adapter = make("clip-lit", tiny_clip, image_task)
-    ids = tiny_clip.tokenize([" ".join(["X"] * 16)])
-    expected = tiny_clip.token_embedding(ids)[0]
+    ids = tiny_clip.text.tokenize([" ".join(["X"] * 16)])
+    expected = tiny_clip.text.token_embedding(ids)[0]
     assert torch.equal(adapter.prompts[0], expected) and torch.equal(adapter.prompts[1], expected)
     # The text pass from the embeddings equals encoding the words (the cut after the end token is exact).
     words = tiny_clip.encode_text(ids, normalize=True)[0]

@@ -16,7 +16,7 @@ HANDWRITTEN = {"end": "a photo of a {}.", "middle": "a photo {} of a.", "front":
 def encode(backbone, template: str, classnames: list[str]) -> torch.Tensor:
     texts = [template.format(name.replace("_", " ")) for name in classnames]
     with torch.no_grad():
-        return backbone.encode_text(backbone.tokenize(texts), normalize=True)
+        return backbone.encode_text(backbone.text.tokenize(texts), normalize=True)
 
 
 @pytest.mark.parametrize("position", ["end", "middle", "front"])

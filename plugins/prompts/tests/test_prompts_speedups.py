@@ -55,13 +55,13 @@ def test_one_text_pass_per_step_equals_one_per_image(backbone, make_adapter):
 
 def count_text_passes(backbone, monkeypatch) -> list[int]:
     calls: list[int] = []
-    original = backbone.encode_text_embeddings
+    original = backbone.text.encode_embeddings
 
-    def counting(embeddings, eot_index, normalize=False):
+    def counting(embeddings, eot_index):
         calls.append(embeddings.shape[0])
-        return original(embeddings, eot_index, normalize)
+        return original(embeddings, eot_index)
 
-    monkeypatch.setattr(backbone, "encode_text_embeddings", counting)
+    monkeypatch.setattr(backbone.text, "encode_embeddings", counting)
     return calls
 
 
@@ -113,7 +113,7 @@ def test_cocoop_batched_text_pass_equals_the_reference_loop_over_images(backbone
     prompts = adapter.prompt(adapter.meta_net(image))
     looped = torch.stack([
         adapter.backbone.logit_scale * image[i] @ F.normalize(
-            backbone.encode_text_embeddings(prompts[i], adapter.prompt.eot), dim=-1).t()
+            backbone.text.encode_embeddings(prompts[i], adapter.prompt.eot), dim=-1).t()
         for i in range(3)
     ])
     torch.testing.assert_close(batched, looped, atol=ATOL, rtol=0)

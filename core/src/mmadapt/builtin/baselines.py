@@ -79,7 +79,9 @@ class Lora(Adapter):
             target_modules=rf".*\.(?:{'|'.join(re.escape(m) for m in modules)})$" if modules else "(?!)",
             target_parameters=parameters or None,
         )
-        towers = backbone.towers()
+        towers = {"vision": backbone.image.module}
+        if backbone.text is not None:
+            towers["text"] = backbone.text.module
         for name in ("vision", "text") if config.tower == "both" else (config.tower,):
             if name not in towers:
                 raise UserError(f"adapter.tower={config.tower!r}, but backbone has only {sorted(towers)} towers")

@@ -1,4 +1,4 @@
-"""``TimmBackbone``: an image-only timm ViT behind the ``Backbone`` contract."""
+"""timm ViTs: ``TimmViTTower`` (also serving open_clip's timm trunks) and ``TimmBackbone``, an image-only timm ViT."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 import timm
 import torch
-import torch.nn.functional as F
 from timm.layers import Attention
 from timm.models.vision_transformer import Block, VisionTransformer, checkpoint_filter_fn
 from torch import nn
 
-from mmadapt.backbone import Backbone, Prefix, Preprocessing, VisionBlock, level_indices, multi_head_attention
+from mmadapt.backbone import Backbone, Preprocessing
 from mmadapt.errors import UserError
+from mmadapt.towers import Prefix, TokenImageTower, TransformerBlock, level_indices, multi_head_attention
 
 from .hub import download_failure, hub_offline_when_unreachable, offline_help
 
@@ -31,16 +31,13 @@ class TimmBackbone(Backbone):
     ``embed_dim`` is that feature's width; there is no text tower and no projection.
     """
 
-    has_text = False
-
     def __init__(self, model: VisionTransformer, name: str = "timm") -> None:
         """Wrap an already built timm ViT; freezes it and puts it in eval mode."""
-        super().__init__()
         if not isinstance(model, VisionTransformer):
             raise TypeError(f"TimmBackbone wraps timm VisionTransformer models, got {type(model).__name__}")
+        width = int(getattr(model, "head_hidden_size", model.num_features))
+        super().__init__(TimmViTTower(model, f"{name} image tower"), None, _preprocessing_of(model), width, name)
         self.model = model
-        self.name = name
-        self._preprocessing = _preprocessing_of(model)
         self.freeze_pretrained()
 
     @classmethod
@@ -69,51 +66,74 @@ class TimmBackbone(Backbone):
             _load_checkpoint(model, os.path.expanduser(config.checkpoint_path))
         return cls(model, name=f"timm {arch}")
 
-    # -- shared ---------------------------------------------------------------------------------
-    @property
-    def embed_dim(self) -> int:
-        """Width of the pooled pre-logits feature."""
-        return int(getattr(self.model, "head_hidden_size", self.model.num_features))
-
-    @property
-    def vision_width(self) -> int:
-        """Token width."""
-        return int(self.model.embed_dim)
-
-    @property
-    def preprocessing(self) -> Preprocessing:
-        """The model's input size; mean, std, interpolation and crop from timm's data config."""
-        return self._preprocessing
-
     @property
     def logit_scale(self) -> torch.Tensor:
         """An image-only model has no temperature of its own: CLIP's 100, so cosine heads behave alike."""
         return torch.tensor(100.0)
 
-    # -- image tower ----------------------------------------------------------------------------
-    def towers(self) -> dict[str, nn.Module]:
-        """The one frozen tower: the whole timm model as ``vision``."""
-        return {"vision": self.model}
 
-    def encode_image(self, pixels: torch.Tensor, normalize: bool = False, preprocess: bool = False) -> torch.Tensor:
-        """Pooled pre-logits features ``(B, embed_dim)``."""
-        pixels = self.prepare_pixels(pixels) if preprocess else pixels
-        features = self.model.forward_head(self.model.forward_features(pixels), pre_logits=True)
-        return F.normalize(features, dim=-1) if normalize else features
+class TimmViTTower(TokenImageTower):
+    """A timm ``VisionTransformer``, on its own (pooled pre-logits features) or as an open_clip trunk.
 
-    def image_intermediates(
-        self, pixels: torch.Tensor, layers: Sequence[int] | None = None, preprocess: bool = False
-    ) -> list[torch.Tensor]:
+    As the trunk of open_clip's ``TimmModel`` (``outer``), features go on through that model's head.
+    """
+
+    def __init__(
+        self, vit: VisionTransformer, name: str, outer: nn.Module | None = None, prefix: str = "model."
+    ) -> None:
+        """Wrap ``vit`` (inside ``outer`` when it is a trunk); parameters are named ``prefix + name``
+        in the backbone, ``prefix`` naming ``outer`` when given."""
+        self.vit = vit
+        self.outer = outer
+        self.name = name
+        self._prefix = prefix
+        self._blocks = [_TimmBlock(block) for block in vit.blocks]
+
+    @property
+    def width(self) -> int:
+        """Token width."""
+        return int(self.vit.embed_dim)
+
+    @property
+    def module(self) -> nn.Module:
+        """The ViT, or open_clip's ``TimmModel`` around it."""
+        return self.outer if self.outer is not None else self.vit
+
+    @property
+    def blocks(self) -> list[TransformerBlock]:
+        """The transformer blocks."""
+        return self._blocks
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        """Class token (if any) and register tokens."""
+        return int(self.vit.num_prefix_tokens)
+
+    @property
+    def projection(self) -> torch.Tensor | None:
+        """A trunk's one bias-free linear head after pooling, or None: the pooled tokens are the features."""
+        if self.outer is None:
+            return None
+        # Dropout is the identity in eval mode, so a head of dropout and one matrix is that matrix.
+        layers = [m for m in (self.vit.head, *self.outer.head) if not isinstance(m, (nn.Identity, nn.Dropout))]
+        if not layers:
+            return None
+        if len(layers) == 1 and isinstance(layers[0], nn.Linear) and layers[0].bias is None:
+            return layers[0].weight.T
+        raise NotImplementedError(f"{self.name}: the head after pooling is not a single matrix")
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pooled pre-logits features (through open_clip's head for a trunk): the model's own forward."""
+        if self.outer is not None:
+            return self.outer(pixels)
+        return self.vit.forward_head(self.vit.forward_features(pixels), pre_logits=True)
+
+    def intermediates(self, pixels: torch.Tensor, layers: Sequence[int] | None = None) -> list[torch.Tensor]:
         """Each requested block's output tokens, prefix tokens first, from timm's ``forward_intermediates``."""
-        wanted = level_indices(layers, len(self.model.blocks), "blocks")
+        wanted = level_indices(layers, self.depth, "blocks")
         taken = sorted(set(wanted))
-        levels = self.model.forward_intermediates(
-            self.prepare_pixels(pixels) if preprocess else pixels,
-            indices=taken,
-            return_prefix_tokens=True,
-            stop_early=True,
-            output_fmt="NLC",
-            intermediates_only=True,
+        levels = self.vit.forward_intermediates(
+            pixels, indices=taken, return_prefix_tokens=True, stop_early=True, output_fmt="NLC", intermediates_only=True
         )
         # Without prefix tokens timm returns the patch tokens alone instead of (patches, prefix) pairs.
         if self.num_prefix_tokens:
@@ -121,57 +141,35 @@ class TimmBackbone(Backbone):
         by_index = dict(zip(taken, levels))
         return [by_index[i] for i in wanted]
 
-    @property
-    def num_prefix_tokens(self) -> int:
-        """Class token (if any) and register tokens."""
-        return int(self.model.num_prefix_tokens)
-
-    @property
-    def image_projection(self) -> torch.Tensor | None:
-        """None: the pooled tokens are the features."""
-        return None
-
-    def image_token_embeddings(self, pixels: torch.Tensor, preprocess: bool = False) -> torch.Tensor:
+    def embed(self, pixels: torch.Tensor) -> torch.Tensor:
         """Patch embedding, prefix tokens, positional embedding, patch dropout (off in eval), ``norm_pre``."""
-        return vit_token_embeddings(self.model, self.prepare_pixels(pixels) if preprocess else pixels)
+        vit = self.vit
+        # _pos_embed is how timm's own forward_features adds prefix tokens and positions.
+        return vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(pixels))))
 
-    def image_class_token(self) -> torch.Tensor:
+    def class_token(self) -> torch.Tensor:
         """``norm_pre(cls_token)``; ``NotImplementedError`` for a ViT built without a class token."""
-        return vit_class_token(self.model, self.name)
+        if self.vit.cls_token is None:
+            raise NotImplementedError(f"{self.name}: the ViT has no class token")
+        return self.vit.norm_pre(self.vit.cls_token.reshape(-1))
 
-    def vision_blocks(self) -> list[VisionBlock]:
-        """The transformer blocks."""
-        return vit_blocks(self.model)
-
-    def vision_final_norm(self, tokens: torch.Tensor) -> torch.Tensor:
+    def final_norm(self, tokens: torch.Tensor) -> torch.Tensor:
         """timm's ``norm`` (an identity for models that normalise after pooling, with ``fc_norm``)."""
-        return self.model.norm(tokens)
+        return self.vit.norm(tokens)
 
-    def pool_image_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Final norm, then timm's own pooling head up to the pre-logits."""
-        return self.model.forward_head(self.model.norm(tokens), pre_logits=True)
+    def head(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Final norm, then timm's pooling head up to the pre-logits (and open_clip's head for a trunk)."""
+        if self.outer is not None:
+            # What TimmModel.forward does after the trunk's blocks.
+            return self.outer.head(self.vit.forward_head(self.vit.norm(tokens)))
+        return self.vit.forward_head(self.vit.norm(tokens), pre_logits=True)
 
-
-def vit_class_token(model: VisionTransformer, name: str) -> torch.Tensor:
-    """A timm ``VisionTransformer``'s class token through ``norm_pre``, as ``(width,)``."""
-    if model.cls_token is None:
-        raise NotImplementedError(f"{name}: image_class_token is not supported: the ViT has no class token")
-    return model.norm_pre(model.cls_token.reshape(-1))
-
-
-def vit_token_embeddings(model: VisionTransformer, pixels: torch.Tensor) -> torch.Tensor:
-    """The tokens a timm ``VisionTransformer`` feeds its first block, as its ``forward_features`` makes them."""
-    x = model.patch_embed(pixels)
-    # _pos_embed is how timm's own forward_features adds prefix tokens and positions.
-    return model.norm_pre(model.patch_drop(model._pos_embed(x)))
+    def parameter_blocks(self) -> dict[str, nn.Parameter]:
+        """Every parameter of the ViT (and of open_clip's head around a trunk)."""
+        return {f"{self._prefix}{name}": param for name, param in self.module.named_parameters()}
 
 
-def vit_blocks(model: VisionTransformer) -> list[VisionBlock]:
-    """The blocks of a timm ``VisionTransformer`` behind the ``VisionBlock`` interface."""
-    return [_TimmBlock(block) for block in model.blocks]
-
-
-class _TimmBlock(VisionBlock):
+class _TimmBlock(TransformerBlock):
     """A timm ViT ``Block``; other block types run whole but cannot be split or prefixed."""
 
     def __init__(self, block: nn.Module) -> None:
@@ -180,7 +178,7 @@ class _TimmBlock(VisionBlock):
     def __call__(self, x: torch.Tensor, prefix: Prefix | None = None) -> torch.Tensor:
         if prefix is not None:
             return super().__call__(x, prefix)
-        # The block itself, so an unprompted pass is bit-identical to timm's forward.
+        # The block itself, so an unprefixed pass is bit-identical to timm's forward.
         return self.block(x)
 
     def norm1(self, x: torch.Tensor) -> torch.Tensor:
@@ -195,6 +193,11 @@ class _TimmBlock(VisionBlock):
         block = self._standard()
         return block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
 
+    def keys_values(self, x: torch.Tensor) -> Prefix:
+        attn = _plain_attention(self._standard().attn)
+        _, k, v = attn.qkv(self.norm1(x)).chunk(3, dim=-1)
+        return k, v
+
     def _standard(self) -> Block:
         # Subclasses and other block types (post-norm, parallel) compose their parts differently.
         if type(self.block) is not Block:
@@ -205,13 +208,18 @@ class _TimmBlock(VisionBlock):
         return self.block
 
 
-def _prefixed_attention(attn: nn.Module, x: torch.Tensor, prefix: Prefix) -> torch.Tensor:
-    """timm ``Attention.forward`` with prefix keys and values appended after the qkv projection."""
+def _plain_attention(attn: nn.Module) -> Attention:
     if type(attn) is not Attention or not isinstance(attn.q_norm, nn.Identity):
         # With qk-norm it is undefined whether prefix keys are in normalised space.
         raise NotImplementedError(
             f"key/value prefixes need timm's plain Attention without qk-norm; got {type(attn).__name__}"
         )
+    return attn
+
+
+def _prefixed_attention(attn: nn.Module, x: torch.Tensor, prefix: Prefix) -> torch.Tensor:
+    """timm ``Attention.forward`` with prefix keys and values appended after the qkv projection."""
+    attn = _plain_attention(attn)
     gate = attn.gate(x).sigmoid() if attn.gate is not None else None
     q, k, v = attn.qkv(x).chunk(3, dim=-1)
     out = attn.norm(multi_head_attention(q, k, v, attn.num_heads, prefix))

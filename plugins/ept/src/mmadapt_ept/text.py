@@ -32,16 +32,16 @@ class Ept(Adapter):
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
-        backbone.require_text_tower(
+        backbone.require_token_text_tower(
             "adapter.name=ept learns text prompts", "use adapter.name=ept-visual for an image tower"
         )
         n_ctx = config.n_ctx if config.n_ctx is not None or config.init else DEFAULT_N_CTX
         context = new_context(backbone, n_ctx, config.init)
         # Full-length rows: the adapter itself decides how many positions it uses (see `positions`).
         self.prompt = PromptLearner(backbone, task.classnames, context, config.class_token_position, truncate=False)
-        self.cut = bool(config.truncate and backbone.causal_text)
-        length = self._longest() if self.cut and config.fusion else backbone.context_length
-        self.parts = EptParts(config, length, backbone.text_width)
+        self.cut = bool(config.truncate and backbone.text.causal)
+        length = self._longest() if self.cut and config.fusion else backbone.text.context_length
+        self.parts = EptParts(config, length, backbone.text.width)
         self.register_buffer("offset_length", torch.tensor(length))
         self.handwritten = HandwrittenTextFeatures()
 
@@ -51,7 +51,7 @@ class Ept(Adapter):
     @property
     def positions(self) -> int:
         """Text positions encoded: up to the longest end token when cutting, else ``context_length``."""
-        return self._longest() if self.cut else self.backbone.context_length
+        return self._longest() if self.cut else self.backbone.text.context_length
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         """``prompt``: P_s, U, V, W_g, b_g; ``low_rank``: A, B (separate learning rates, as in DePT)."""

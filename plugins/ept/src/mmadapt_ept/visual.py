@@ -1,8 +1,8 @@
 """``ept-visual``: EPT as shallow visual prompts on a ViT image tower (open_clip or timm).
 
 Δ (N patch tokens x width) is added to the patch tokens entering the first block (prefix tokens get
-none) and P (m x width) is inserted after the prefix tokens, through the backbone's
-``encode_image_prompted``. Classes come from the frozen zero-shot text head, or a linear head.
+none) and P (m x width) is inserted after the prefix tokens, in one run of the ViT image tower
+(``TokenImageTower.run``). Classes come from the frozen zero-shot text head, or a linear head.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from mmadapt import Adapter, Backbone, Task, zeroshot_classifier
 from torch import nn
 
@@ -21,14 +22,14 @@ class EptVisual(Adapter):
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
-        self.n_patches = backbone.patch_token_count(
-            "adapter.name=ept-visual prompts a ViT image tower",
-            "use adapter.name=ept on the text tower or a ViT backbone",
+        image = backbone.require_token_image_tower(
+            "adapter.name=ept-visual prompts a ViT image tower", "use adapter.name=ept on the text tower"
         )
-        width = backbone.vision_width
+        self.n_patches = image.patch_count(backbone.preprocessing.size)
+        width = backbone.image.width
         self.ctx = nn.Parameter(torch.empty(config.n_ctx, width).normal_(std=0.02))
         self.parts = EptParts(config, self.n_patches, width)
-        self.head_kind = config.head or ("zeroshot" if backbone.has_text else "linear")
+        self.head_kind = config.head or ("zeroshot" if backbone.text is not None else "linear")
         if self.head_kind == "zeroshot":
             backbone.require_text_tower("adapter.head=zeroshot needs a text tower", "use adapter.head=linear")
             self.register_buffer("text_head", None, persistent=False)
@@ -69,9 +70,14 @@ class EptVisual(Adapter):
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Logits of the batch's preprocessed images with the prompt and offsets in the image tower."""
         prompt, offset = self.image_prompt_and_offsets()
-        features = self.backbone.encode_image_prompted(
-            batch["image"], prompts=prompt.unsqueeze(0), patch_offsets=offset, normalize=True
+        image = self.backbone.image
+        tokens = image.embed(batch["image"])
+        start = image.num_prefix_tokens
+        # VPT-shallow: the prompt after the class token, the offsets on the patch tokens, before block 0.
+        run = image.run(
+            tokens, insert={0: prompt.unsqueeze(0)}, insert_at=start, replace={0: (start, tokens[:, start:] + offset)}
         )
+        features = F.normalize(image.head(run.tokens), dim=-1)
         if self.head_kind == "linear":
             return {"logits": self.head(features), "features": features}
         logits = self.backbone.logit_scale * features @ self.text_head.to(features.dtype).t()

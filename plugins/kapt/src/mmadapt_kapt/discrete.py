@@ -28,7 +28,7 @@ def discrete_prompts(
         words = list(keywords.get(name, []))[:k]
         while True:
             text = render(template, without_keywords, name, words)
-            if not words or int(token_counts(backbone, [text])[0]) + 2 < backbone.context_length:
+            if not words or int(token_counts(backbone, [text])[0]) + 2 < backbone.text.context_length:
                 break
             words.pop()
         prompts.append(text)

@@ -18,11 +18,11 @@ class AdaptationHead(nn.Module):
 
     def __init__(self, backbone: Backbone, learned: bool = True) -> None:
         super().__init__()
-        projection = backbone.image_projection
+        projection = backbone.image.projection
         if projection is None:
             raise UserError("adapter.head needs an image tower with a visual projection (a CLIP ViT); "
                             "set adapter.head: false for this backbone")
-        self.query = nn.Parameter(torch.zeros(backbone.vision_width, device=projection.device))
+        self.query = nn.Parameter(torch.zeros(backbone.image.width, device=projection.device))
         if learned:
             self.projection = nn.Parameter(projection.detach().clone().float())
         else:

@@ -33,7 +33,7 @@ from .head import AdaptationHead
 def knowledge_mlp(backbone: Backbone) -> nn.Sequential:
     """D -> D/16 -> text width, ReLU between; the output layer starts at zero, so the bias starts at zero."""
     hidden = max(1, backbone.embed_dim // 16)
-    mlp = nn.Sequential(nn.Linear(backbone.embed_dim, hidden), nn.ReLU(), nn.Linear(hidden, backbone.text_width))
+    mlp = nn.Sequential(nn.Linear(backbone.embed_dim, hidden), nn.ReLU(), nn.Linear(hidden, backbone.text.width))
     nn.init.zeros_(mlp[2].weight)
     nn.init.zeros_(mlp[2].bias)
     return mlp
@@ -91,14 +91,14 @@ class Kapt(Adapter):
         backbone = self.backbone
         device = self.prompt.ctx.device
         with torch.no_grad():
-            ids = backbone.tokenize([knowledge[name] for name in task.classnames]).to(device)
+            ids = backbone.text.tokenize([knowledge[name] for name in task.classnames]).to(device)
             self.knowledge_features = F.normalize(backbone.encode_text(ids).float(), dim=-1)
             keywords = task.keywords if task.keywords is not None else task_keywords(task)
             config = self.config
             self.discrete_texts = discrete_prompts(
                 backbone, task.classnames, keywords, config.keywords, config.template, config.template_without_keywords
             )
-            ids = backbone.tokenize(self.discrete_texts).to(device)
+            ids = backbone.text.tokenize(self.discrete_texts).to(device)
             self.discrete_features = F.normalize(backbone.encode_text(ids).float(), dim=-1)
 
     def class_bias(self) -> torch.Tensor | None:
@@ -119,14 +119,12 @@ class Kapt(Adapter):
         """Normalised image features ``(B, embed_dim)``: CLIP's, blended with the head's by ``alpha``."""
         if self.head is None:
             return self.image_features(batch)
-        backbone = self.backbone
+        image = self.backbone.image
         with torch.no_grad():
-            x = backbone.image_token_embeddings(batch["image"])
-            for block in backbone.vision_blocks():
-                x = block(x)
-            clip = F.normalize(backbone.pool_image_tokens(x), dim=-1)
-            patches = backbone.vision_final_norm(x)[:, backbone.num_prefix_tokens :]
-        head = F.normalize(self.head(patches, backbone.image_projection), dim=-1)
+            x = image.run(image.embed(batch["image"])).tokens
+            clip = F.normalize(image.head(x), dim=-1)
+            patches = image.final_norm(x)[:, image.num_prefix_tokens :]
+        head = F.normalize(self.head(patches, image.projection), dim=-1)
         alpha = self.config.alpha
         return F.normalize((1 - alpha) * clip.to(head.dtype) + alpha * head, dim=-1)
 
@@ -152,11 +150,10 @@ class Kapt(Adapter):
 
 def _check_towers(backbone: Backbone, config: KaptConfig) -> None:
     """A clear error when the backbone lacks the text tower, or the ViT image tower the head reads."""
-    backbone.require_text_tower(
-        "adapter.name=kapt builds knowledge prompts for a text tower", "use a CLIP backbone (openclip, shapes-clip)"
+    backbone.require_token_text_tower(
+        "adapter.name=kapt builds knowledge prompts for a text tower", "use a CLIP backbone"
     )
     if config.head:
-        backbone.patch_token_count(
-            "adapter.head=true pools the patch tokens of a ViT image tower",
-            "set adapter.head=false or use a ViT backbone",
+        backbone.require_token_image_tower(
+            "adapter.head=true pools the patch tokens of a ViT image tower", "set adapter.head=false"
         )

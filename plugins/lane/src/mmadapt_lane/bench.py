@@ -101,9 +101,9 @@ def build_lanes(args: argparse.Namespace, backbone=None):
     full = MultiLane(MultiLaneConfig(**options, summary="full"), backbone, task).eval()
     size = backbone.preprocessing.size
     pixels = torch.randn(args.batch_size, 3, size, size)
-    blocks = backbone.vision_blocks()
+    blocks = backbone.image.blocks
     with torch.no_grad():
-        tokens = backbone.image_token_embeddings(pixels)
+        tokens = backbone.image.embed(pixels)
         contexts, x = [], tokens
         for block in blocks:
             contexts.append(block.norm1(x))
@@ -119,13 +119,13 @@ def build_lanes(args: argparse.Namespace, backbone=None):
         stream = summarised._lane_input([0], len(pixels), tokens.dtype)
         for index, block in enumerate(blocks):
             stream = summarised._block(block, index, stream, contexts[index], [0], len(pixels))
-        return backbone.vision_final_norm(stream[:, :1])
+        return backbone.image.final_norm(stream[:, :1])
 
     def full_lane():
         stream = tokens
         for index, block in enumerate(blocks):
             stream = full._block(block, index, stream, None, [0], len(pixels))
-        return backbone.vision_final_norm(stream[:, :1])
+        return backbone.image.final_norm(stream[:, :1])
 
     return backbone, tokens, frozen_stream, summarised_lane, full_lane
 
@@ -138,7 +138,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         torch.set_num_threads(args.threads)
     tasks = [int(t) for t in str(args.tasks).split(",") if t.strip()]
     backbone, tokens, frozen_stream, summarised_lane, full_lane = build_lanes(args)
-    depth, width = len(backbone.vision_blocks()), backbone.vision_width
+    depth, width = len(backbone.image.blocks), backbone.image.width
     analytic = analytic_macs(tokens.shape[1], width, depth, args.selectors, args.prompt_length, args.prompt_layers)
     per_image = args.batch_size
     measured, seconds = {}, {}

@@ -1,4 +1,4 @@
-"""The operators of a MULTI-LANE lane, on the frozen parts of a ViT block (``mmadapt.VisionBlock``).
+"""The operators of a MULTI-LANE lane, on the frozen parts of a ViT block (``mmadapt.TransformerBlock``).
 
 A lane is a short token stream ``(B, 1 + S, width)``: its class token and S selector slots. In every
 block the selectors summarise the block's LN1-normalised, detached frozen tokens; the lane attends
@@ -90,8 +90,11 @@ def class_token(backbone: Backbone) -> torch.Tensor:
     It passes through the tower's pre-norm (CLIP's ``ln_pre``, timm's ``norm_pre``), as the tokens
     entering the first block do. A ``UserError`` for towers without one.
     """
+    image = backbone.require_token_image_tower(
+        "adapter multi-lane starts each lane from the class token", "use a ViT backbone"
+    )
     try:
-        return backbone.image_class_token()
+        return image.class_token()
     except NotImplementedError as exc:
         raise UserError(
             f"adapter multi-lane needs a ViT image tower with a class token; backbone {backbone.name} has none "
@@ -102,12 +105,7 @@ def class_token(backbone: Backbone) -> torch.Tensor:
 def check_prompt_layers(backbone: Backbone, prompt_layers: int, needed_by: str) -> None:
     """A ``UserError`` naming ``needed_by`` when the tower is not a ViT, or has fewer blocks than
     ``adapter.prompt_layers`` asks to prompt."""
-    try:
-        depth = len(backbone.vision_blocks())
-    except NotImplementedError as exc:
-        raise UserError(
-            f"{needed_by} needs a ViT image tower; backbone {backbone.name} has none ({exc}): use a ViT backbone"
-        ) from None
+    depth = backbone.require_token_image_tower(f"{needed_by} prompts a ViT image tower", "use a ViT backbone").depth
     if prompt_layers > depth:
         raise UserError(
             f"adapter.prompt_layers is {prompt_layers}, but backbone {backbone.name} has {depth} blocks; "
@@ -118,4 +116,4 @@ def check_prompt_layers(backbone: Backbone, prompt_layers: int, needed_by: str) 
 def frozen_tokens(backbone: Backbone, pixels: torch.Tensor) -> torch.Tensor:
     """The tokens entering the first block, without gradients."""
     with torch.no_grad():
-        return backbone.image_token_embeddings(pixels)
+        return backbone.image.embed(pixels)

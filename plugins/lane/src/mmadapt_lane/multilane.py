@@ -29,7 +29,7 @@ class MultiLane(IncrementalAdapter):
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
         check_prompt_layers(backbone, config.prompt_layers, "adapter multi-lane")
-        tasks, width = self.num_tasks, backbone.vision_width
+        tasks, width = self.num_tasks, backbone.image.width
         self.num_selectors = config.num_selectors if config.summary == "selectors" else 0
         if self.num_selectors:
             self.selectors = nn.Parameter(_orthogonal(tasks, self.num_selectors, width))
@@ -88,7 +88,7 @@ class MultiLane(IncrementalAdapter):
         lanes = [self.current] if training_one else list(range(self.seen))
         groups = [lanes] if self.config.batch_lanes else [[lane] for lane in lanes]
         frozen = frozen_tokens(self.backbone, pixels)
-        blocks = self.backbone.vision_blocks()
+        blocks = self.backbone.image.blocks
         if self.config.summary == "full":
             streams = [frozen.repeat(len(group), 1, 1) for group in groups]
         else:
@@ -107,7 +107,7 @@ class MultiLane(IncrementalAdapter):
         )
         outputs: dict[str, torch.Tensor] = {}
         if self.config.inference == "task":
-            query = F.normalize(self.backbone.vision_final_norm(frozen[:, :1])[:, 0], dim=-1).detach()
+            query = F.normalize(self.backbone.image.final_norm(frozen[:, :1])[:, 0], dim=-1).detach()
             similarity = query @ F.normalize(self.keys[lanes], dim=-1).t()  # (B, lanes)
             if training_one:
                 outputs["key_loss"] = -self.config.key_weight * similarity[:, 0].mean()
@@ -145,7 +145,7 @@ class MultiLane(IncrementalAdapter):
 
     def _logits(self, stream: torch.Tensor) -> torch.Tensor:
         """Head logits (lanes * B, n_classes) of the lanes' class tokens after the final norm."""
-        token = self.backbone.vision_final_norm(stream[:, :1])[:, 0]
+        token = self.backbone.image.final_norm(stream[:, :1])[:, 0]
         if self.config.prehead_norm:
             token = F.normalize(token, dim=-1)
         return self.head(token)

@@ -25,7 +25,7 @@ class SeqPrompt(IncrementalAdapter):
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
         check_prompt_layers(backbone, config.prompt_layers, "adapter seq-prompt")
-        width = backbone.vision_width
+        width = backbone.image.width
         self.prompted_layers = config.prompt_layers if config.prompt_length else 0
         if self.prompted_layers:
             prompts = torch.empty(self.prompted_layers * 2 * config.prompt_length, width)
@@ -40,11 +40,11 @@ class SeqPrompt(IncrementalAdapter):
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Logits of every served task's classes (0 for the others)."""
         with torch.no_grad():
-            tokens = self.backbone.image_token_embeddings(batch["image"])
-        for index, block in enumerate(self.backbone.vision_blocks()):
+            tokens = self.backbone.image.embed(batch["image"])
+        for index, block in enumerate(self.backbone.image.blocks):
             prefix = tuple(self.prompts[index, :, None]) if index < self.prompted_layers else None
             tokens = block(tokens, prefix)
-        token = self.backbone.vision_final_norm(tokens[:, :1])[:, 0]
+        token = self.backbone.image.final_norm(tokens[:, :1])[:, 0]
         if self.config.prehead_norm:
             token = F.normalize(token, dim=-1)
         logits = self.head(token)

@@ -63,7 +63,7 @@ class LitAdapter(Adapter):
             return list(levels)
         size = self.identity_tower.preprocessing.size
         with torch.no_grad():
-            depth = len(self.identity_tower.image_intermediates(torch.zeros(1, 3, size, size), preprocess=True))
+            depth = len(self.identity_tower.image.intermediates(torch.zeros(1, 3, size, size)))
         return default_levels(depth)
 
     # -- groups ---------------------------------------------------------------------------------
@@ -104,7 +104,8 @@ class LitAdapter(Adapter):
             parts = [self.intermediates(image.unsqueeze(0)) for image in images]
             return [torch.cat(level) for level in zip(*parts)]
         tower = self.identity_tower.to(images.device)
-        return [level.float() for level in tower.image_intermediates(images, self.levels, preprocess=True)]
+        levels = tower.image.intermediates(tower.prepare_pixels(images), self.levels)
+        return [level.float() for level in levels]
 
     def identity(self, outputs: Images, inputs: Images, weights: list[float] | None = None) -> torch.Tensor:
         """L_id between enhanced images and their inputs (input features carry no gradient)."""
@@ -136,7 +137,7 @@ class RaveAdapter(LitAdapter):
 
     def __init__(self, config: RaveConfig, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
-        if config.shifted and not backbone.has_text:
+        if config.shifted and backbone.text is None:
             raise UserError(
                 f"adapter.shifted: RAVE-shifted ranks vocabulary tokens with the text tower, and "
                 f"{backbone.name} has none; set adapter.shifted=false"
@@ -161,17 +162,15 @@ class ClipLitAdapter(LitAdapter):
     guidance = "clip-lit"
 
     def __init__(self, config: ClipLitConfig, backbone: Backbone, task: Task) -> None:
-        if not backbone.has_text:
-            raise UserError(
-                f"adapter clip-lit learns text prompts and {backbone.name} has no text tower; "
-                "use adapter clip-lit-latent (joint-space vectors) or rave"
-            )
+        backbone.require_token_text_tower(
+            "adapter clip-lit learns text prompts", "use adapter clip-lit-latent (joint-space vectors) or rave"
+        )
         super().__init__(config, backbone, task)
-        ids = backbone.tokenize([" ".join([config.init_word] * config.init_repeats)])
+        ids = backbone.text.tokenize([" ".join([config.init_word] * config.init_repeats)])
         with torch.no_grad():
-            embedding = backbone.token_embedding(ids).float()
+            embedding = backbone.text.token_embedding(ids).float()
         self.prompts = nn.Parameter(embedding.repeat(2, 1, 1).clone())
-        self.register_buffer("eot", backbone.eot_index(ids).repeat(2), persistent=False)
+        self.register_buffer("eot", backbone.text.eot_index(ids).repeat(2), persistent=False)
 
     def guidance_parameters(self) -> list[nn.Parameter]:
         """The prompt pair (2, context_length, text_width)."""
@@ -180,9 +179,9 @@ class ClipLitAdapter(LitAdapter):
     def prompt_features(self) -> torch.Tensor:
         """The text pass from the learned embeddings (cut after the end token where exact)."""
         embeddings = self.prompts
-        if self.backbone.causal_text:
+        if self.backbone.text.causal:
             embeddings = embeddings[:, : int(self.eot.max()) + 1]
-        return self.backbone.encode_text_embeddings(embeddings, self.eot, normalize=True).float()
+        return F.normalize(self.backbone.text.encode_embeddings(embeddings, self.eot), dim=-1).float()
 
 
 class ClipLitLatentAdapter(LitAdapter):

@@ -95,7 +95,7 @@ def residual_words(run_dir: Path, top: int) -> int:
     adapter = load_enhancer(run_dir)
     if adapter.guidance != "rave" or not adapter.has_residual:
         raise UserError(f"{run_dir}: residual-words needs a trained rave run; this run's adapter is {adapter.guidance}")
-    if not adapter.backbone.has_text:
+    if adapter.backbone.text is None:
         raise UserError(f"{run_dir}: the backbone {adapter.backbone.name} has no text tower to rank tokens with")
     ranked = nearest_tokens(adapter.backbone, adapter.residual, top)
     for title, rows in (

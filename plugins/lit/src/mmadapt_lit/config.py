@@ -38,7 +38,7 @@ class EnhancerConfig:
 
     #: ``clip-lit-net`` (I / L), ``zero-dce``, ``zero-dce++`` (curve estimation) or ``unet`` (diffusers).
     network: str = "clip-lit-net"
-    #: Image-tower levels of the identity loss (``Backbone.image_intermediates`` indices); null: five
+    #: Image-tower levels of the identity loss (``ImageTower.intermediates`` indices); null: five
     #: evenly spaced levels (a CLIP ResNet's stem and four stages), deepest weighted 0.5.
     identity_levels: list[int] | None = None
     #: A second backbone section for the identity loss (the papers: ``{name: openclip, arch: RN101,

@@ -7,6 +7,7 @@ not re-tokenised); the start and end tokens themselves are left out of the ranki
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .losses import shifted_residual
 
@@ -16,19 +17,18 @@ CHUNK = 2048
 
 def token_features(backbone) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit-norm text features (V', D) of every ordinary token, and their token ids (V',)."""
-    template = backbone.tokenize([""])[0]
-    start, end = int(template[0]), int(template[int(backbone.eot_index(template[None])[0])])
-    ids = torch.tensor([i for i in range(backbone.vocab_size) if i not in (start, end)])
+    template = backbone.text.tokenize([""])[0]
+    start, end = int(template[0]), int(template[int(backbone.text.eot_index(template[None])[0])])
+    ids = torch.tensor([i for i in range(backbone.text.vocab_size) if i not in (start, end)])
     parts = []
     with torch.no_grad():
         for chunk in ids.split(CHUNK):
             prompts = template.repeat(len(chunk), 1)
             prompts[:, 1], prompts[:, 2] = chunk, end
-            if backbone.causal_text:
+            if backbone.text.causal:
                 eot = torch.full((len(chunk),), 2, dtype=torch.long)
-                features = backbone.encode_text_embeddings(
-                    backbone.token_embedding(prompts[:, :3]), eot, normalize=True
-                )
+                embeddings = backbone.text.token_embedding(prompts[:, :3])
+                features = F.normalize(backbone.text.encode_embeddings(embeddings, eot), dim=-1)
             else:
                 features = backbone.encode_text(prompts, normalize=True)
             parts.append(features.float())
@@ -46,7 +46,7 @@ def nearest_tokens(backbone, residual: torch.Tensor, top: int) -> dict[str, list
     features, ids = token_features(backbone)
     similarity = features @ residual.float()
     order = torch.argsort(similarity, descending=True)
-    words = backbone.vocabulary()
+    words = backbone.text.vocabulary()
 
     def listed(index: torch.Tensor) -> list[tuple[str, float]]:
         return [(words[int(ids[i])], float(similarity[i])) for i in index]

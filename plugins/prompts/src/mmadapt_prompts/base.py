@@ -23,8 +23,8 @@ class PromptAdapter(Adapter):
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
-        backbone.require_text_tower(
-            f"{type(self).__name__.lower()} learns text prompts", "use a CLIP backbone (openclip, shapes-clip)"
+        backbone.require_token_text_tower(
+            f"{type(self).__name__.lower()} learns text prompts", "use a CLIP backbone"
         )
         self.prompt = PromptLearner(backbone, task.classnames, self.initial_context(), config.class_token_position)
         # Hand-written prompt features of the current classes, computed once on first use.

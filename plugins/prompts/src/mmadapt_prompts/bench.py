@@ -128,7 +128,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     ours_s, reference_s = statistics.median(times["ours"]), statistics.median(times["reference"])
     print(f"adapt bench prompts: {args.arch} (random weights), {args.classes} classes, batch {args.batch_size}, "
           f"{args.n_ctx} context tokens, fp32, {torch.get_num_threads()} CPU threads, median of {args.repeats}")
-    print(f"  reference CoOp step ({backbone.context_length} text positions, image encoder every step): "
+    print(f"  reference CoOp step ({backbone.text.context_length} text positions, image encoder every step): "
           f"{reference_s:8.3f} s")
     print(f"  mmadapt coop step ({steps.positions} text positions, cached image features): {ours_s:8.3f} s")
     print(f"  (image features of the batch: {steps.cache_s:.3f} s, computed once per run by the engine's cache)")

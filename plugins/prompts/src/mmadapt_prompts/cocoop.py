@@ -29,7 +29,7 @@ class Cocoop(PromptAdapter):
                 [
                     ("linear1", nn.Linear(vis_dim, hidden)),
                     ("relu", nn.ReLU(inplace=True)),
-                    ("linear2", nn.Linear(hidden, backbone.text_width)),
+                    ("linear2", nn.Linear(hidden, backbone.text.width)),
                 ]
             )
         ).to(self.prompt.ctx.device)

@@ -22,10 +22,10 @@ class Mvlpt(Coop):
         if not config.init_from:
             return super().initial_context()
         ctx = load_context(config.init_from).to(next(self.backbone.parameters()).device)
-        if ctx.ndim != 2 or ctx.shape[-1] != self.backbone.text_width:
+        if ctx.ndim != 2 or ctx.shape[-1] != self.backbone.text.width:
             raise UserError(
                 f"adapter.init_from: the run's context has shape {tuple(ctx.shape)}; a shared context "
-                f"(n_ctx, {self.backbone.text_width}) of this backbone's text width is needed"
+                f"(n_ctx, {self.backbone.text.width}) of this backbone's text width is needed"
             )
         if config.n_ctx is not None and config.n_ctx != ctx.shape[0]:
             raise UserError(f"adapter.n_ctx={config.n_ctx} but the init_from run learned {ctx.shape[0]} context tokens")

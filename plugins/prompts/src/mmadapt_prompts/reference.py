@@ -22,17 +22,17 @@ class ReferenceCoop(nn.Module):
         self.ctx = nn.Parameter(ctx.detach().clone())
         n_ctx = ctx.shape[0]
         placeholder = " ".join(["X"] * n_ctx)
-        ids = backbone.tokenize([f"{placeholder} {prompt_name(name)}." for name in classnames])
+        ids = backbone.text.tokenize([f"{placeholder} {prompt_name(name)}." for name in classnames])
         with torch.no_grad():
-            embeddings = backbone.token_embedding(ids)
+            embeddings = backbone.text.token_embedding(ids)
         self.register_buffer("prefix", embeddings[:, :1].clone(), persistent=False)
         self.register_buffer("suffix", embeddings[:, 1 + n_ctx :].clone(), persistent=False)
-        self.register_buffer("eot", backbone.eot_index(ids), persistent=False)
+        self.register_buffer("eot", backbone.text.eot_index(ids), persistent=False)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_classes)`` of preprocessed images."""
         image = F.normalize(self.backbone.encode_image(pixels), dim=-1)
         ctx = self.ctx.unsqueeze(0).expand(self.prefix.shape[0], -1, -1)
         prompts = torch.cat([self.prefix, ctx, self.suffix], dim=1)
-        text = F.normalize(self.backbone.encode_text_embeddings(prompts, self.eot), dim=-1)
+        text = F.normalize(self.backbone.text.encode_embeddings(prompts, self.eot), dim=-1)
         return self.backbone.logit_scale * image @ text.t()
