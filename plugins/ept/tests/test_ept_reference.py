@@ -2,9 +2,10 @@
 
 Every trainable tensor gets seeded random values, so the offset, the fusion attention, the gate and
 each subspace act. The expected prompt comes from the formulas of ept.md ("Our specification") in
-plain torch, and the expected features from the raw open_clip or timm model the tiny backbone wraps,
-whose token embeddings (text) or pre-norm output (image) a hook replaces with the prompted sequence
-the port to CLIP describes; nothing of the adapter's own code computes an expected value.
+plain torch, and the expected features from the raw open_clip or timm model the tiny backbone wraps
+(and open_clip's tokenizer), whose token embeddings (text) or pre-norm output (image) a hook replaces
+with the prompted sequence the port to CLIP describes; nothing of the adapter's or the backbone's code
+computes an expected value.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from ept_testing import CLASSNAMES
 from mmadapt import prompt_name
 from mmadapt.testing_models import tiny_openclip_model, tiny_timm_model
+from open_clip import tokenize
 
 SWITCHES = [(True, False), (False, True), (True, True)]
 SWITCH_IDS = ["fusion", "projection", "fusion+projection"]
@@ -106,7 +108,7 @@ def test_the_gate_follows_the_formula_on_the_fused_prompt(backbone, make_adapter
 def clip_model(backbone):
     """The open_clip CLIP of the ``backbone`` fixture (same seed, same weights), checked to be the same model."""
     model = tiny_openclip_model("vit", seed=0)
-    ids = backbone.tokenize(["a photo of a dog."])
+    ids = tokenize(["a photo of a dog."])
     images = pixels(backbone)
     with torch.no_grad():
         torch.testing.assert_close(model.encode_text(ids), backbone.encode_text(ids), atol=0, rtol=0)
@@ -171,7 +173,7 @@ def test_text_features_with_fusion_gate_and_projection(backbone, clip_model, mak
     adapter = make_adapter("ept", backbone, rank=4, truncate=truncate).eval()
     set_random_parameters(adapter, seed=4)
     m = adapter.prompt.ctx.shape[0]
-    ids = backbone.tokenize([f"{' '.join(['X'] * m)} {prompt_name(name)}." for name in CLASSNAMES])
+    ids = tokenize([f"{' '.join(['X'] * m)} {prompt_name(name)}." for name in CLASSNAMES])
     # s: every position (77), or with truncation the longest prompt; CLIP's end token has the largest id.
     s = int(ids.argmax(dim=-1).max()) + 1 if truncate else ids.shape[1]
     assert adapter.parts.offset.A.shape[0] == s
