@@ -39,6 +39,18 @@ def test_every_factory_is_a_reference_or_a_class_and_imports(component):
         assert callable(import_reference(factory))
 
 
+def test_the_testing_kit_registers_by_reference():
+    from mmadapt.testing import TinyComponents
+
+    factories = []
+    plugin = TinyComponents()
+    plugin.register_backbones(lambda name, factory, *rest: factories.append(factory))
+    plugin.register_datasets(lambda name, factory, *rest: factories.append(factory))
+    assert len(factories) == 2
+    for factory in factories:
+        assert is_reference(factory) and callable(import_reference(factory)), factory
+
+
 def test_reference_syntax():
     assert is_reference("mmadapt_prompts.coop:Coop")
     assert is_reference("mmadapt.builtin.openclip:OpenClipBackbone.from_config")

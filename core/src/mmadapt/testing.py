@@ -108,13 +108,8 @@ class TinyColoursConfig(DataConfig):
     seed: int = 0
 
 
-def _build_tiny_clip(config: TinyClipConfig) -> Any:
-    from .testing_models import tiny_openclip_backbone
-
-    return tiny_openclip_backbone(config.arch, config.seed)
-
-
-def _build_tiny_colours(config: TinyColoursConfig) -> Any:
+def tiny_colours_bundle(config: TinyColoursConfig) -> Any:
+    """The ``tiny-colours`` dataset: train and test splits of generated colour images."""
     from .data import DataBundle, Task
 
     if not 2 <= config.n_classes <= len(TINY_COLOURS):
@@ -151,12 +146,14 @@ class TinyComponents:
     @hookimpl
     def register_backbones(self, register: Callable[..., None]) -> None:
         """Register ``tiny-clip``."""
-        register("tiny-clip", _build_tiny_clip, TinyClipConfig, "tiny random-weight open_clip CLIP for tests")
+        register("tiny-clip", "mmadapt.testing_models:tiny_clip_from_config", TinyClipConfig,
+                 "tiny random-weight open_clip CLIP for tests")
 
     @hookimpl
     def register_datasets(self, register: Callable[..., None]) -> None:
         """Register ``tiny-colours``."""
-        register("tiny-colours", _build_tiny_colours, TinyColoursConfig, "generated colour images for tests")
+        register("tiny-colours", "mmadapt.testing:tiny_colours_bundle", TinyColoursConfig,
+                 "generated colour images for tests")
 
 
 #: Entry-point target (``mmadapt.testing:tiny_components``) for subprocess tests.
@@ -252,7 +249,7 @@ def adapt_command(argv: list[str]) -> int:
 
 def tiny_bundle(**options: Any) -> DataBundle:
     """The ``tiny-colours`` data (task and ``train``/``test`` splits); ``options`` are its config keys."""
-    return _build_tiny_colours(TinyColoursConfig(**options))
+    return tiny_colours_bundle(TinyColoursConfig(**options))
 
 
 def make_batch(split: Split, backbone: Backbone, size: int = 16, task: Task | None = None) -> dict[str, Any]:

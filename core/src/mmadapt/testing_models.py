@@ -62,6 +62,11 @@ def tiny_openclip_backbone(arch: str = "vit", seed: int = 0) -> Any:
     return OpenClipBackbone(tiny_openclip_model(arch, seed), _clip_tokenizer(), name=f"tiny openclip {arch}")
 
 
+def tiny_clip_from_config(config: Any) -> Any:
+    """The ``tiny-clip`` backbone of a recipe section (``arch``, ``seed``)."""
+    return tiny_openclip_backbone(config.arch, config.seed)
+
+
 def tiny_timm_model(seed: int = 0, **overrides: Any) -> torch.nn.Module:
     """A randomly initialised tiny timm ``VisionTransformer`` without classifier.
 
