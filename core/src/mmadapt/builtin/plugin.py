@@ -110,3 +110,11 @@ def register_metrics(register: Callable[..., None]) -> None:
              "Mean PSNR of outputs['images'] against batch['target'] (dB, cap 100)")
     register("ssim", "mmadapt.metrics:StructuralSimilarity.from_config", None,
              "Mean SSIM of outputs['images'] against batch['target'] (1 = identical)")
+
+
+@hookimpl
+def register_benchmarks(register: Callable[..., None]) -> None:
+    """Register ``data``: ``adapt bench data`` times our image-folder data path against torchvision's loop."""
+    register("data", "mmadapt.builtin.data_bench:main",
+             "images/s of the imagefolder dataset's batches against torchvision ImageFolder + DataLoader",
+             add_arguments="mmadapt.builtin.data_bench:add_arguments")

@@ -1,0 +1,131 @@
+"""``adapt bench data``: images per second of mmadapt's data path against torchvision's ``ImageFolder`` loop.
+
+Both read the same JPEG files of an image folder in the same order with the same training transform
+(CLIP's 224 crop with ``crop-flip`` augmentation) and the same random crops (torch's generator is
+seeded alike before each pass; the order is the folder's, as shuffling costs nothing measurable and
+would draw from that generator differently). Ours is the ``imagefolder`` dataset's split, viewed
+with the transform, through the engine's batch sampler and :func:`~mmadapt.collate`; the baseline is
+``torchvision.datasets.ImageFolder`` and a plain ``DataLoader``. After an untimed pass of each, the
+two loops alternate ``--repeats`` times per worker count (the order swapped each round) and the best
+pass of each is kept, so noise from other processes on the machine affects both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+#: CLIP's preprocessing: what ViT-B/16 recipes feed the image tower.
+CLIP_SIZE = 224
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``adapt bench data``."""
+    parser.add_argument("--folder", default=None,
+                        help="an image folder (root/train/<class>/<image>) to read; default: JPEGs written "
+                             "to a temporary folder")
+    parser.add_argument("--images", type=int, default=384, help="JPEGs to write without --folder (default 384)")
+    parser.add_argument("--side", type=int, default=400, help="long side of the written JPEGs (default 400, 4:3)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2],
+                        help="DataLoader worker counts to time (default 0 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes of each loop (default 3)")
+
+
+def write_image_folder(root: Path, images: int, side: int, classes: int = 4) -> Path:
+    """``images`` JPEGs (``side`` x 3/4 ``side``, smooth colours and noise) in ``root/train/<class>/``."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    height = side * 3 // 4
+    ramp = np.linspace(0, 1, side)[None, :, None] * np.linspace(0, 1, height)[:, None, None]
+    for i in range(images):
+        folder = root / "train" / f"class_{i % classes}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = 255 * ramp * rng.uniform(0.3, 1.0, 3) + rng.normal(0, 12, (height, side, 3))
+        Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i:05d}.jpg", quality=90)
+    return root
+
+
+def images_per_second(batches: Iterable, count: int) -> float:
+    """Images per second of one pass over ``batches`` (which must yield ``count`` images in all)."""
+    start = time.perf_counter()
+    seen = sum(len(batch["image"] if isinstance(batch, dict) else batch[0]) for batch in batches)
+    elapsed = time.perf_counter() - start
+    if seen != count:
+        raise RuntimeError(f"a pass yielded {seen} images, expected {count}")
+    return count / elapsed
+
+
+def our_batches(root: Path, transform, batch_size: int, workers: int):
+    """The ``imagefolder`` dataset's training split through the engine's sampler and collate."""
+    from ..passes import batch_loader
+    from .config import ImageFolderConfig
+    from .image_datasets import build_imagefolder
+
+    split = build_imagefolder(ImageFolderConfig(root=str(root))).split("train").with_transform(transform)
+    return batch_loader(split, batch_size, shuffle=False, workers=workers), len(split)
+
+
+def torchvision_batches(root: Path, transform, batch_size: int, workers: int):
+    """torchvision's ``ImageFolder`` and a ``DataLoader``: the loop most training scripts use."""
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import ImageFolder
+
+    dataset = ImageFolder(str(root / "train"), transform=transform)
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers), len(dataset)
+
+
+def compare(root: Path, batch_size: int, workers: int, repeats: int) -> dict[str, float]:
+    """Best images/s of ours and torchvision's loop over ``root`` with ``workers`` workers, passes alternating."""
+    import torch
+
+    from ..backbone import Preprocessing
+    from ..data import build_transforms
+
+    train, _ = build_transforms(Preprocessing(CLIP_SIZE, CLIP_MEAN, CLIP_STD), "crop-flip")
+    loops = {"ours": our_batches, "torchvision": torchvision_batches}
+    best = dict.fromkeys(loops, 0.0)
+    # An untimed pass of each first (files in the page cache, allocators warm), then the timed passes,
+    # the order swapped each round so neither side always runs first.
+    for round_ in range(repeats + 1):
+        for name in sorted(loops, reverse=round_ % 2 == 1):
+            batches, count = loops[name](root, train, batch_size, workers)
+            torch.manual_seed(0)
+            speed = images_per_second(batches, count)
+            if round_:
+                best[name] = max(best[name], speed)
+    return best
+
+
+def main(args: argparse.Namespace) -> dict[str, float]:
+    """Print images/s of both loops per worker count; return ours / torchvision per worker count."""
+    import torch
+
+    from ..errors import UserError
+
+    if min(args.batch_size, args.repeats, args.images, args.side) < 1 or min(args.workers) < 0:
+        raise UserError("adapt bench data: --batch-size, --repeats, --images and --side must be positive, "
+                        "--workers at least 0")
+    print(f"torch threads {torch.get_num_threads()}; batch {args.batch_size}; CLIP train transform "
+          f"({CLIP_SIZE} crop-flip)")
+    ratios = {}
+    with tempfile.TemporaryDirectory() as temporary:
+        if args.folder:
+            root = Path(args.folder)
+            if not (root / "train").is_dir():
+                raise UserError(f"--folder {root}: no train/ folder; give root/train/<class>/<image>")
+        else:
+            root = write_image_folder(Path(temporary), args.images, args.side)
+            print(f"{args.images} JPEGs of {args.side}x{args.side * 3 // 4} in {root}")
+        for workers in args.workers:
+            best = compare(root, args.batch_size, workers, args.repeats)
+            print(f"{workers} workers: ours {best['ours']:.1f} images/s, torchvision {best['torchvision']:.1f} images/s")
+            ratios[f"ours / torchvision images/s, {workers} workers"] = best["ours"] / best["torchvision"]
+    return ratios
