@@ -126,6 +126,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
             print(f"{args.images} JPEGs of {args.side}x{args.side * 3 // 4} in {root}")
         for workers in args.workers:
             best = compare(root, args.batch_size, workers, args.repeats)
-            print(f"{workers} workers: ours {best['ours']:.1f} images/s, torchvision {best['torchvision']:.1f} images/s")
-            ratios[f"ours / torchvision images/s, {workers} workers"] = best["ours"] / best["torchvision"]
+            ours, theirs = best["ours"], best["torchvision"]
+            print(f"{workers} workers: ours {ours:.1f} images/s, torchvision {theirs:.1f} images/s")
+            ratios[f"ours / torchvision images/s, {workers} workers"] = ours / theirs
     return ratios
