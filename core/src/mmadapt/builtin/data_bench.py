@@ -2,21 +2,23 @@
 
 Both read the same JPEG files of an image folder in the same order with the same training transform
 (CLIP's 224 crop with ``crop-flip`` augmentation) and the same random crops (torch's generator is
-seeded alike before each pass; the order is the folder's, as shuffling costs nothing measurable and
-would draw from that generator differently). Ours is the ``imagefolder`` dataset's split, viewed
-with the transform, through the engine's batch sampler and :func:`~mmadapt.collate`; the baseline is
-``torchvision.datasets.ImageFolder`` and a plain ``DataLoader``. After an untimed pass of each, the
-two loops alternate ``--repeats`` times per worker count (the order swapped each round) and the best
-pass of each is kept, so noise from other processes on the machine affects both sides alike.
+seeded alike for each; the order is the folder's, as shuffling costs nothing measurable and would
+draw from that generator differently). Ours is the ``imagefolder`` dataset's split, viewed with the
+transform, through the engine's batch sampler and :func:`~mmadapt.collate`; the baseline is
+``torchvision.datasets.ImageFolder`` and a plain ``DataLoader``. Without workers the two loops take
+batches in turn; with workers whole passes alternate. The best of ``--repeats`` rounds is kept, so
+noise from other processes on the machine affects both sides alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 #: CLIP's preprocessing: what ViT-B/16 recipes feed the image tower.
 CLIP_SIZE = 224
@@ -53,14 +55,43 @@ def write_image_folder(root: Path, images: int, side: int, classes: int = 4) -> 
     return root
 
 
+def count_images(batch: Any) -> int:
+    """Images in a batch of either loop (our dict, or torchvision's ``[images, labels]``)."""
+    return len(batch["image"] if isinstance(batch, dict) else batch[0])
+
+
 def images_per_second(batches: Iterable, count: int) -> float:
     """Images per second of one pass over ``batches`` (which must yield ``count`` images in all)."""
     start = time.perf_counter()
-    seen = sum(len(batch["image"] if isinstance(batch, dict) else batch[0]) for batch in batches)
+    seen = sum(count_images(batch) for batch in batches)
     elapsed = time.perf_counter() - start
     if seen != count:
         raise RuntimeError(f"a pass yielded {seen} images, expected {count}")
     return count / elapsed
+
+
+def lockstep_images_per_second(loaders: dict[str, Iterable]) -> dict[str, float]:
+    """Images/s of each in-process loader (no workers), taking one batch of each in turn.
+
+    Each loader keeps its own torch random state (the same seed), so both draw the same crops; a
+    change of machine load hits both within a batch's time.
+    """
+    import torch
+
+    iterators = {name: iter(loader) for name, loader in loaders.items()}
+    states = dict.fromkeys(loaders, torch.manual_seed(0).get_state())
+    elapsed, seen = dict.fromkeys(loaders, 0.0), dict.fromkeys(loaders, 0)
+    for turn in itertools.count():
+        for name in sorted(iterators, reverse=turn % 2 == 1):
+            torch.set_rng_state(states[name])
+            start = time.perf_counter()
+            batch = next(iterators[name], None)
+            elapsed[name] += time.perf_counter() - start
+            states[name] = torch.get_rng_state()
+            if batch is None:
+                return {name: seen[name] / elapsed[name] for name in loaders}
+            seen[name] += count_images(batch)
+    raise AssertionError("unreachable")
 
 
 def our_batches(root: Path, transform, batch_size: int, workers: int):
@@ -83,7 +114,12 @@ def torchvision_batches(root: Path, transform, batch_size: int, workers: int):
 
 
 def compare(root: Path, batch_size: int, workers: int, repeats: int) -> dict[str, float]:
-    """Best images/s of ours and torchvision's loop over ``root`` with ``workers`` workers, passes alternating."""
+    """Images/s of ours and torchvision's loop over ``root`` with ``workers`` workers, the best of ``repeats``.
+
+    Without workers the loops take batches in turn (:func:`lockstep_images_per_second`); with workers,
+    whose prefetching would run ahead while the other loop is timed, whole passes alternate, the
+    order swapped each round. An untimed pass of each comes first (page cache, allocators).
+    """
     import torch
 
     from ..backbone import Preprocessing
@@ -92,15 +128,18 @@ def compare(root: Path, batch_size: int, workers: int, repeats: int) -> dict[str
     train, _ = build_transforms(Preprocessing(CLIP_SIZE, CLIP_MEAN, CLIP_STD), "crop-flip")
     loops = {"ours": our_batches, "torchvision": torchvision_batches}
     best = dict.fromkeys(loops, 0.0)
-    # An untimed pass of each first (files in the page cache, allocators warm), then the timed passes,
-    # the order swapped each round so neither side always runs first.
     for round_ in range(repeats + 1):
-        for name in sorted(loops, reverse=round_ % 2 == 1):
-            batches, count = loops[name](root, train, batch_size, workers)
-            torch.manual_seed(0)
-            speed = images_per_second(batches, count)
-            if round_:
-                best[name] = max(best[name], speed)
+        built = {name: build(root, train, batch_size, workers) for name, build in loops.items()}
+        if workers == 0:
+            speeds = lockstep_images_per_second({name: batches for name, (batches, _) in built.items()})
+        else:
+            speeds = {}
+            for name in sorted(built, reverse=round_ % 2 == 1):
+                batches, count = built[name]
+                torch.manual_seed(0)
+                speeds[name] = images_per_second(batches, count)
+        if round_:
+            best = {name: max(best[name], speeds[name]) for name in loops}
     return best
 
 
