@@ -35,4 +35,4 @@ def test_bench_data_prints_both_loops_per_worker_count(capsys):
                           "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "0 workers: ours" in out and "torchvision" in out
-    assert "ratio ours / torchvision images/s, 0 workers:" in out
+    assert "ratio ours / torchvision images/s, 0 workers (median of rounds):" in out

@@ -6,14 +6,15 @@ seeded alike for each; the order is the folder's, as shuffling costs nothing mea
 draw from that generator differently). Ours is the ``imagefolder`` dataset's split, viewed with the
 transform, through the engine's batch sampler and :func:`~mmadapt.collate`; the baseline is
 ``torchvision.datasets.ImageFolder`` and a plain ``DataLoader``. Without workers the two loops take
-batches in turn; with workers whole passes alternate. The best of ``--repeats`` rounds is kept, so
-noise from other processes on the machine affects both sides alike.
+batches in turn; with workers whole passes alternate. Each of ``--repeats`` rounds gives a ratio; the
+median round ratio is reported, so noise from other processes on the machine affects both sides alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import statistics
 import tempfile
 import time
 from collections.abc import Iterable
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2],
                         help="DataLoader worker counts to time (default 0 2)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes of each loop (default 3)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per worker count (default 5)")
 
 
 def write_image_folder(root: Path, images: int, side: int, classes: int = 4) -> Path:
@@ -114,7 +115,8 @@ def torchvision_batches(root: Path, transform, batch_size: int, workers: int):
 
 
 def compare(root: Path, batch_size: int, workers: int, repeats: int) -> dict[str, float]:
-    """Images/s of ours and torchvision's loop over ``root`` with ``workers`` workers, the best of ``repeats``.
+    """Median images/s of ours and torchvision's loop over ``root`` with ``workers`` workers over ``repeats``
+    rounds, and the median of the rounds' ratios ours / torchvision (``"ratio"``).
 
     Without workers the loops take batches in turn (:func:`lockstep_images_per_second`); with workers,
     whose prefetching would run ahead while the other loop is timed, whole passes alternate, the
@@ -127,7 +129,7 @@ def compare(root: Path, batch_size: int, workers: int, repeats: int) -> dict[str
 
     train, _ = build_transforms(Preprocessing(CLIP_SIZE, CLIP_MEAN, CLIP_STD), "crop-flip")
     loops = {"ours": our_batches, "torchvision": torchvision_batches}
-    best = dict.fromkeys(loops, 0.0)
+    rounds = []
     for round_ in range(repeats + 1):
         built = {name: build(root, train, batch_size, workers) for name, build in loops.items()}
         if workers == 0:
@@ -139,8 +141,10 @@ def compare(root: Path, batch_size: int, workers: int, repeats: int) -> dict[str
                 torch.manual_seed(0)
                 speeds[name] = images_per_second(batches, count)
         if round_:
-            best = {name: max(best[name], speeds[name]) for name in loops}
-    return best
+            rounds.append(speeds)
+    medians = {name: statistics.median(speeds[name] for speeds in rounds) for name in loops}
+    ratio = statistics.median(speeds["ours"] / speeds["torchvision"] for speeds in rounds)
+    return {**medians, "ratio": ratio}
 
 
 def main(args: argparse.Namespace) -> dict[str, float]:
@@ -164,8 +168,8 @@ def main(args: argparse.Namespace) -> dict[str, float]:
             root = write_image_folder(Path(temporary), args.images, args.side)
             print(f"{args.images} JPEGs of {args.side}x{args.side * 3 // 4} in {root}")
         for workers in args.workers:
-            best = compare(root, args.batch_size, workers, args.repeats)
-            ours, theirs = best["ours"], best["torchvision"]
+            measured = compare(root, args.batch_size, workers, args.repeats)
+            ours, theirs = measured["ours"], measured["torchvision"]
             print(f"{workers} workers: ours {ours:.1f} images/s, torchvision {theirs:.1f} images/s")
-            ratios[f"ours / torchvision images/s, {workers} workers"] = ours / theirs
+            ratios[f"ours / torchvision images/s, {workers} workers (median of rounds)"] = measured["ratio"]
     return ratios
