@@ -15,6 +15,17 @@ def _pixels(path):
     return np.asarray(image)
 
 
+@pytest.mark.parametrize("suffix", ["jpg", "png"])
+def test_rgb_files_decode_to_the_pixels_of_pillows_rgb_conversion(tmp_path, suffix):
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / f"rgb.{suffix}")
+    with Image.open(tmp_path / f"rgb.{suffix}") as reference:
+        expected = np.asarray(reference.convert("RGB"))
+    image = open_image(tmp_path / f"rgb.{suffix}")
+    assert np.array_equal(_pixels(tmp_path / f"rgb.{suffix}"), expected)
+    assert np.array_equal(np.asarray(image.resize((10, 7))), np.asarray(Image.fromarray(expected).resize((10, 7))))
+
+
 def test_grayscale_becomes_three_equal_channels(tmp_path):
     Image.new("L", (3, 2), 77).save(tmp_path / "grey.png")
     assert (_pixels(tmp_path / "grey.png") == 77).all()

@@ -34,9 +34,12 @@ def test_linear_probe_beats_chance_clearly(tiny_plugin, tmp_path):
     # 4 classes: chance is 25%; the colours are linearly separable in the random tower's features.
     assert summary["metrics"]["test/accuracy"] >= 75.0, summary
     assert summary["params"]["trainable"] == 32 * 4 + 4
-    losses = [json.loads(line)["loss"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-              if '"loss"' in line]
+    steps = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if '"loss"' in line]
+    losses = [step["loss"] for step in steps]
     assert losses[-1] < losses[0] * 0.5
+    # Every logged step carries the training throughput since the previous log.
+    assert len(steps) == summary["steps"] // 5 and all(step["images_per_s"] > 0 for step in steps)
 
 
 def test_seeds_report_mean_and_std(tiny_plugin, tmp_path):

@@ -34,6 +34,7 @@ _LAZY = {
     "OpenClipBackbone": "mmadapt.builtin.openclip",
     "TimmBackbone": "mmadapt.builtin.timm_vit",
     "random_openclip_backbone": "mmadapt.builtin.benchmarking",
+    "TrainingStep": "mmadapt.step_timing",
     "zeroshot_classifier": "mmadapt.zeroshot",
     "BadImageError": "mmadapt.data",
     "DataBundle": "mmadapt.data",

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import torch
+
 from .metrics import Metric
 from .passes import PerSample, per_sample, sharded_pass, to_device
 
@@ -26,7 +28,7 @@ def evaluate_split(context: RunContext, adapter: Adapter, dataset: Split, metric
     def per_batch(batch: dict) -> dict[str, PerSample]:
         batch = to_device(batch, context.accelerator.device)
         with context.accelerator.autocast():
-            outputs = adapter(batch)
+            outputs = _half_to_fp32(adapter(batch))
         size = len(batch["index"])
         return {"index": batch["index"],
                 **{f"outputs.{k}": per_sample(outputs, k, "adapter outputs", size) for k in output_keys},
@@ -71,3 +73,9 @@ def serving(adapter: Adapter, task: Task | None) -> Iterator[None]:
         yield
     finally:
         adapter.set_task(previous)
+
+
+def _half_to_fp32(outputs: dict) -> dict:
+    """Outputs with fp16/bf16 tensors in fp32: metrics (PSNR, SSIM, ranking ties) are computed at full precision."""
+    return {key: value.float() if isinstance(value, torch.Tensor) and value.dtype in (torch.float16, torch.bfloat16)
+            else value for key, value in outputs.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -75,11 +76,13 @@ def _train_epoch(context: RunContext, model, optimizer, scheduler, trained, obje
     seed_everything(context.recipe.seed, stage, epoch)
     batches = loader(context, dataset, batch_size, shuffle=True, epoch_seed=(context.recipe.seed, stage, epoch))
     model.train()
-    micro = taken = 0
+    micro = taken = images = 0
+    since = time.perf_counter()
     for batch in batches:
         context.skipped.note(batch)
         if "index" not in batch:  # every image of the batch was unreadable and skipped
             continue
+        images += len(batch["index"])
         batch = to_device(batch, accelerator.device)
         with accelerator.autocast():
             outputs = model(batch)
@@ -104,7 +107,10 @@ def _train_epoch(context: RunContext, model, optimizer, scheduler, trained, obje
         taken += 1
         progress.update(1)
         if context.steps % train.log_every == 0:
-            context.log_step(stage, epoch, _step_logs(loss, terms, optimizer))
+            # Throughput since the last log, data loading included, over every process.
+            speed = images * context.num_processes / (time.perf_counter() - since)
+            context.log_step(stage, epoch, {**_step_logs(loss, terms, optimizer), "images_per_s": round(speed, 2)})
+            images, since = 0, time.perf_counter()
         if taken == budget:
             break
 

@@ -24,15 +24,15 @@ PerSample = torch.Tensor | list
 def loader(context: RunContext, dataset, batch_size: int, shuffle: bool, epoch_seed: tuple | None = None) -> DataLoader:
     """This process's share of ``dataset`` in (seeded, when ``shuffle``) global batches."""
     state = context.accelerator.state
-    sampler = GlobalBatchSampler(
-        len(dataset),
-        batch_size,
-        shuffle=shuffle,
-        seed=stable_seed(*epoch_seed) if epoch_seed else 0,
-        rank=state.process_index,
-        world=state.num_processes,
-    )
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=context.recipe.train.num_workers)
+    return batch_loader(dataset, batch_size, shuffle=shuffle, seed=stable_seed(*epoch_seed) if epoch_seed else 0,
+                        rank=state.process_index, world=state.num_processes, workers=context.recipe.train.num_workers)
+
+
+def batch_loader(dataset, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1,
+                 workers: int = 0) -> DataLoader:
+    """Process ``rank``'s share (of ``world``) of ``dataset`` in global batches, collated by :func:`collate`."""
+    sampler = GlobalBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, rank=rank, world=world)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers)
 
 
 def sharded_pass(

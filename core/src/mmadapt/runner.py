@@ -114,9 +114,10 @@ def _accelerator(precision: str) -> Any:
     """An Accelerator with the recipe's precision (starting Accelerate's state afresh when it had another)."""
     from accelerate import Accelerator
 
-    mixed_precision = _mixed_precision(precision)
+    cpu = cpu_only()
+    chosen = mixed_precision(precision, cpu)
     try:
-        return Accelerator(mixed_precision=mixed_precision, cpu=cpu_only())
+        return Accelerator(mixed_precision=chosen, cpu=cpu)
     except ValueError as error:
         if "already been initialized" not in str(error):
             raise
@@ -126,7 +127,7 @@ def _accelerator(precision: str) -> Any:
         from accelerate.state import AcceleratorState
 
         AcceleratorState._reset_state()
-        return Accelerator(mixed_precision=mixed_precision, cpu=cpu_only())
+        return Accelerator(mixed_precision=chosen, cpu=cpu)
 
 
 def resume_run(path: str | Path, manager: PluginManager | None = None) -> dict[str, Any]:
@@ -256,7 +257,15 @@ def print_table(recipe: Recipe, summary: dict[str, Any]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
 
 
-def _mixed_precision(precision: str) -> str:
+def mixed_precision(precision: str, cpu: bool) -> str:
+    """Accelerate's ``mixed_precision`` for ``train.precision`` on this machine (``cpu``: no GPU used).
+
+    ``auto`` is bf16 on a CUDA device with native bf16 (compute capability 8 and up: A100, H100), fp16
+    with Accelerate's loss scaler on older CUDA devices, and fp32 on a CPU, where autocast is slower.
+    """
     if precision == "auto":
-        return "fp16" if torch.cuda.is_available() else "no"
+        if cpu or not torch.cuda.is_available():
+            return "no"
+        # Emulated bf16 (pre-Ampere cards) is slower than fp16 with a loss scaler.
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     return {"fp32": "no"}.get(precision, precision)

@@ -61,3 +61,39 @@ def test_the_untrained_unet_is_the_identity_and_it_has_gradients():
     torch.testing.assert_close(out, images)
     out.mean().backward()
     assert network.unet.conv_out.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_a_black_pixel_under_a_zero_illumination_map_stays_black_under_autocast(dtype):
+    # 1e-9 is 0 in fp16: dividing there gave 0 / 0 = NaN at every black pixel the map calls unlit.
+    network = ClipLitNet()
+    torch.nn.init.zeros_(network.head.weight)
+    torch.nn.init.zeros_(network.head.bias)
+    images = torch.rand(1, 3, 16, 16)
+    images[..., :4, :4] = 0.0
+    images.requires_grad_(True)
+    with torch.autocast("cpu", dtype=dtype):
+        assert torch.equal(network.illumination(images), torch.zeros(1, 1, 16, 16, dtype=dtype))
+        out = network(images)
+    assert torch.isfinite(out).all()
+    assert torch.equal(out[..., :4, :4], torch.zeros(1, 3, 4, 4))
+    out.sum().backward()
+    assert torch.isfinite(images.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in network.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("name", ["clip-lit-net", "zero-dce", "zero-dce++", "unet"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_every_network_trains_with_finite_outputs_and_gradients_under_autocast(name, dtype):
+    torch.manual_seed(0)
+    network = build_network(name).train()
+    images = torch.rand(2, 3, 24, 24)
+    images[0] = 0.0
+    images[1, :, :8] = 1.0
+    with torch.autocast("cpu", dtype=dtype):
+        out = network(images)
+        loss = ((out.float() - 0.6) ** 2).mean()
+    loss.backward()
+    assert out.shape == images.shape and torch.isfinite(out).all() and torch.isfinite(loss)
+    grads = [p.grad for p in network.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)

@@ -110,3 +110,15 @@ def register_metrics(register: Callable[..., None]) -> None:
              "Mean PSNR of outputs['images'] against batch['target'] (dB, cap 100)")
     register("ssim", "mmadapt.metrics:StructuralSimilarity.from_config", None,
              "Mean SSIM of outputs['images'] against batch['target'] (1 = identical)")
+
+
+@hookimpl
+def register_benchmarks(register: Callable[..., None]) -> None:
+    """Register ``data`` (our image-folder data path against torchvision's loop) and ``gpu`` (every method's
+    training step on a GPU, ``benchmarks/gpu.sh``)."""
+    register("data", "mmadapt.builtin.data_bench:main",
+             "images/s of the imagefolder dataset's batches against torchvision ImageFolder + DataLoader",
+             add_arguments="mmadapt.builtin.data_bench:add_arguments")
+    register("gpu", "mmadapt.builtin.gpu_bench:main",
+             "training steps of every method on ViT-B/16, bf16 and fp32, with and without torch.compile: "
+             "time, memory, MFU (JSON)", add_arguments="mmadapt.builtin.gpu_bench:add_arguments")

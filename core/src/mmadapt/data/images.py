@@ -33,7 +33,8 @@ def open_image(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()
-            return to_rgb(image)
+            # A decoded RGB image is kept as it is: converting it would only copy its pixels.
+            return image if image.mode == "RGB" and "transparency" not in image.info else to_rgb(image)
     except FileNotFoundError:
         raise BadImageError(f"{path}: image file not found; {BAD_IMAGE_FIX}") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:

@@ -38,7 +38,8 @@ def merged_tokens(frozen: torch.Tensor, count: int) -> torch.Tensor:
         merges = min(tokens.shape[1] - count, tokens.shape[1] // 2)
         a, b = tokens[:, ::2], tokens[:, 1::2]
         size_a, size_b = sizes[:, ::2], sizes[:, 1::2]
-        normed_a, normed_b = (t / t.norm(dim=-1, keepdim=True).clamp(min=1e-12) for t in (a, b))
+        # In fp32: the floor 1e-12 is 0 in fp16, where a zero token would match as 0 / 0.
+        normed_a, normed_b = (t.float() / t.float().norm(dim=-1, keepdim=True).clamp(min=1e-12) for t in (a, b))
         best, match = (normed_a @ normed_b.transpose(1, 2)).max(dim=-1)
         order = best.argsort(dim=-1, descending=True)
         merged, kept = order[:, :merges], order[:, merges:]

@@ -100,8 +100,14 @@ class ClipLitNet(nn.Module):
         return F.relu(self.head(self.body(self.stem(images))))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Enhanced images: the input divided by its illumination map, clamped to [0, 1]."""
-        return (images / (self.illumination(images) + ILLUMINATION_EPS)).clamp(0.0, 1.0)
+        """Enhanced images: the input divided by its illumination map, clamped to [0, 1].
+
+        The division runs in at least fp32 (fp32 out for fp16 or bf16 input or autocast): the epsilon
+        is 0 in fp16, where a black pixel under a zero map would give 0 / 0.
+        """
+        dtype = torch.promote_types(images.dtype, torch.float32)
+        illumination = self.illumination(images).to(dtype)
+        return (images.to(dtype) / (illumination + ILLUMINATION_EPS)).clamp(0.0, 1.0)
 
 
 def apply_curves(images: torch.Tensor, alphas: list[torch.Tensor]) -> torch.Tensor:
