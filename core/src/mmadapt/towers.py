@@ -135,6 +135,18 @@ class TokenRun:
     layers: list[torch.Tensor] = field(default_factory=list)
 
 
+@dataclass
+class SharedPrefixRun:
+    """What :meth:`TokenTextTower.run_shared_prefix` returns: the last block's raw outputs, split as given."""
+
+    #: Every sequence's own positions after the shared prefix ``(n, S, width)``.
+    tokens: torch.Tensor
+    #: The shared prefix's positions ``(1, P, width)`` (inserted tokens taken out).
+    prefix: torch.Tensor
+    #: The inserted tokens' output ``(1, G, width)``, or None when nothing was inserted.
+    inserted: torch.Tensor | None = None
+
+
 class TokenTower(ABC):
     """A transformer tower whose layers are reachable: embedding, blocks, final norm, pooling, projection."""
 
@@ -356,11 +368,18 @@ class TokenTextTower(TextTower, TokenTower):
         """Index of each sequence's end token, the position text features are pooled from."""
 
     @abstractmethod
-    def embed(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Tokens entering the first block: token embeddings ``(n, L, width)`` plus the first L positions.
+    def embed(self, embeddings: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Tokens entering the first block: embeddings ``(n, L, width)`` plus positions ``start .. start + L - 1``.
 
-        ``L <= context_length``; the blocks' causal mask is cut to the sequence they get.
+        ``start + L <= context_length``; the blocks' causal mask is cut to the sequence they get. A
+        ``start`` above 0 embeds the positions after a shared prefix (:meth:`run_shared_prefix`).
         """
+
+    @property
+    def shares_prefixes(self) -> bool:
+        """Whether :meth:`run_shared_prefix` is available and exact: a :attr:`causal` tower whose blocks take
+        key/value prefixes."""
+        return self.causal
 
     @abstractmethod
     def head(self, tokens: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:
@@ -374,6 +393,84 @@ class TokenTextTower(TextTower, TokenTower):
         ``eot_index < L``.
         """
         return self.head(self.run(self.embed(embeddings)).tokens, eot_index)
+
+    def run_shared_prefix(
+        self,
+        prefix: torch.Tensor,
+        suffix: torch.Tensor,
+        *,
+        insert: Mapping[int, torch.Tensor] | None = None,
+        insert_at: int | None = None,
+        replace: Mapping[int, tuple[int, torch.Tensor]] | None = None,
+    ) -> SharedPrefixRun:
+        """Run ``n`` sequences sharing a start: ``prefix`` ``(1, P, width)``, then each row of ``suffix`` ``(n, S, w)``.
+
+        Both are embedded tokens (:meth:`embed`; the suffix from ``start=P``). On a causal tower no
+        prefix position sees the suffix, so the prefix runs once, as one row, and at every block each
+        sequence's suffix attends to the prefix's keys and values (:meth:`TransformerBlock.keys_values`):
+        the result equals :meth:`run` on the ``n`` concatenated sequences, with about ``n x P`` fewer
+        positions computed. ``insert`` and ``replace`` are :meth:`run`'s, in the concatenated
+        sequence's positions, with what lands in the prefix the same for every sequence (batch 1): deep
+        text prompts replacing the context at deeper layers keep the prefix shared at every layer.
+        Inserted tokens must sit within the prefix (``insert_at <= P``).
+        """
+        if not self.shares_prefixes:
+            raise ValueError(
+                f"{self.name}: a shared prefix needs a causal text tower whose blocks take key/value prefixes; "
+                "encode the whole sequences with run()"
+            )
+        if prefix.ndim != 3 or prefix.shape[0] != 1 or suffix.ndim != 3 or suffix.shape[-1] != prefix.shape[-1]:
+            raise ValueError(
+                f"a shared prefix is (1, P, width) and the suffixes (n, S, width); got {tuple(prefix.shape)} "
+                f"and {tuple(suffix.shape)}"
+            )
+        blocks = list(self.blocks)
+        depth, shared = len(blocks), prefix.shape[1]
+        insert, replace = dict(insert or {}), dict(replace or {})
+        for name, where in (("insert", insert), ("replace", replace)):
+            bad = sorted(k for k in where if not 0 <= k < depth)
+            if bad:
+                raise ValueError(f"{name} names blocks {bad}; the tower has blocks 0 .. {depth - 1}")
+        if insert and (insert_at is None or not 0 <= insert_at <= shared):
+            raise ValueError(
+                f"inserted tokens must sit within the shared prefix: insert_at 0 .. {shared}, got {insert_at}"
+            )
+        at = shared if insert_at is None else insert_at
+        x, rest, group = prefix, suffix, 0
+        for index, block in enumerate(blocks):
+            if index in replace:
+                x, rest = _replace_shared(x, rest, *replace[index], shared, at, group)
+            if index in insert:
+                extra = _one_row(insert[index], x.shape[-1], "inserted tokens")
+                x = torch.cat([x[:, :at], extra.to(x.dtype), x[:, at + group :]], dim=1)
+                group = extra.shape[1]
+            keys_values = block.keys_values(x)
+            x, rest = block(x), block(rest, keys_values)
+        inserted = x[:, at : at + group] if group else None
+        return SharedPrefixRun(rest, _without_group(x, at, group), inserted)
+
+    def encode_shared_prefix(
+        self,
+        prefix_embeddings: torch.Tensor,
+        suffix_embeddings: torch.Tensor,
+        eot_index: torch.Tensor,
+        **changes,
+    ) -> torch.Tensor:
+        """Text features ``(n, embed_dim)`` of prompts that share their first positions, pooled at ``eot_index``.
+
+        The prompts are ``prefix_embeddings`` ``(1, P, width)`` followed by each row of
+        ``suffix_embeddings`` ``(n, S, width)``, token embeddings before positions; ``eot_index`` counts
+        from the prompt's start and lies in the suffix. Equals :meth:`encode_embeddings` of the
+        concatenated prompts; ``changes`` are :meth:`run_shared_prefix`'s ``insert``, ``insert_at`` and
+        ``replace``.
+        """
+        shared = prefix_embeddings.shape[1]
+        if bool((eot_index < shared).any()):
+            raise ValueError(f"every end token must lie after the {shared} shared positions; got {eot_index.tolist()}")
+        run = self.run_shared_prefix(
+            self.embed(prefix_embeddings), self.embed(suffix_embeddings, start=shared), **changes
+        )
+        return self.head(run.tokens, eot_index - shared)
 
 
 def level_indices(layers: Sequence[int] | None, depth: int, unit: str = "levels") -> list[int]:
@@ -415,6 +512,32 @@ def _replace(x: torch.Tensor, start: int, new: torch.Tensor, at: int, group: int
     if start < 0 or end > x.shape[1] or (group and start < at + group and end > at):
         raise ValueError(f"replaced positions {start} .. {end - 1} must lie within the input, outside inserted tokens")
     return torch.cat([x[:, :start], new, x[:, end:]], dim=1)
+
+
+def _one_row(tokens: torch.Tensor, width: int, what: str) -> torch.Tensor:
+    if tokens.ndim != 3 or tokens.shape[0] != 1 or tokens.shape[-1] != width:
+        raise ValueError(
+            f"{what} in a shared prefix are the same for every sequence: shape (1, P, {width}); "
+            f"got {tuple(tokens.shape)}"
+        )
+    return tokens
+
+
+def _replace_shared(
+    x: torch.Tensor, rest: torch.Tensor, start: int, new: torch.Tensor, shared: int, at: int, group: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace positions ``start ..`` of the concatenated sequence in the prefix ``x`` and the suffixes ``rest``."""
+    end = start + new.shape[1]
+    if start < 0 or end > shared + rest.shape[1]:
+        total = shared + rest.shape[1]
+        raise ValueError(f"replaced positions {start} .. {end - 1} must lie within the {total} input positions")
+    if start < shared:
+        head = _one_row(new[:, : shared - start], x.shape[-1], "replacing tokens")
+        x = _replace(x, start if start < at else start + group, head, at, group)
+    if end > shared:
+        cut = max(shared - start, 0)
+        rest = _replace(rest, max(start - shared, 0), new[:, cut:], 0, 0)
+    return x, rest
 
 
 def _without_group(x: torch.Tensor, at: int, group: int) -> torch.Tensor:
