@@ -211,6 +211,9 @@ def test_what_cannot_be_shared_is_refused_clearly(tiny, monkeypatch):
     prefix, suffix = x[:1, :5], x[:, 5:]
     with pytest.raises(ValueError, match="same for every sequence"):
         text.run_shared_prefix(prefix, suffix, replace={1: (1, torch.zeros(2, 2, text.width))})
+    with pytest.raises(ValueError, match="after a prefix shared by suffix groups"):
+        groups = [suffix[:1], suffix[1:, :-1]]
+        text.run_shared_prefix(prefix, groups, replace={0: (5, torch.zeros(2, 1, text.width))})
     with pytest.raises(ValueError, match="inserted tokens must sit within the shared prefix"):
         text.run_shared_prefix(prefix, suffix, insert={0: torch.zeros(1, 2, text.width)}, insert_at=6)
     with pytest.raises(ValueError, match=r"a shared prefix is \(1, P, width\)"):
@@ -220,3 +223,22 @@ def test_what_cannot_be_shared_is_refused_clearly(tiny, monkeypatch):
     monkeypatch.setattr(type(text), "shares_prefixes", property(lambda self: False))
     with pytest.raises(ValueError, match="needs a causal text tower"):
         text.run_shared_prefix(prefix, suffix)
+
+
+def test_deep_prompts_through_encode_shared_prefix_with_prompts_of_several_lengths(tiny):
+    """Prompts cut after their own end tokens run in groups of one length; the deep tokens reach every group."""
+    text = tiny.text
+    ids = text.tokenize(["a photo of a dog.", "a photo of a golden retriever.", "a photo of a x", "a photo of a cat."])
+    eot = text.eot_index(ids)
+    embeddings = text.token_embedding(ids[:, : int(eot.max()) + 1])
+    generator = torch.Generator().manual_seed(5)
+    deep = torch.randn(1, 4, text.width, generator=generator, requires_grad=True)
+    group = torch.randn(1, 2, text.width, generator=generator, requires_grad=True)
+    changes = {"replace": {1: (1, deep)}, "insert": {1: group}, "insert_at": 1}
+    whole = text.head(text.run(text.embed(embeddings), **changes).tokens, eot)
+    shared = text.encode_shared_prefix(embeddings[:1, :5], embeddings[:, 5:], eot, **changes)
+    assert_close(shared, whole)
+    weights = torch.randn(whole.shape, generator=generator)
+    for got, expected in zip(torch.autograd.grad((shared * weights).sum(), [deep, group]),
+                             torch.autograd.grad((whole * weights).sum(), [deep, group])):
+        assert_close(got, expected)

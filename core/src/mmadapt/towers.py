@@ -65,6 +65,8 @@ def multi_head_attention(
                     f"prefix {name} must have shape (B or 1, P, {width}) for a batch of {batch}; "
                     f"got {tuple(tensor.shape)}"
                 )
+        if keys.shape[0] == 1 and batch > 1:
+            return _attention_with_one_prefix(q, k, v, keys.to(k.dtype), values.to(v.dtype), num_heads, causal)
         extra = keys.shape[1]
         k = torch.cat([k, keys.to(k.dtype).expand(batch, -1, -1)], dim=1)
         v = torch.cat([v, values.to(v.dtype).expand(batch, -1, -1)], dim=1)
@@ -74,6 +76,43 @@ def multi_head_attention(
 
     mask = causal_mask(length, extra, like=q) if causal else None
     out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=mask)
+    return out.transpose(1, 2).reshape(batch, length, width)
+
+
+def _attention_with_one_prefix(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    num_heads: int,
+    causal: bool,
+) -> torch.Tensor:
+    """:func:`multi_head_attention` with one prefix ``(1, P, width)`` for the whole batch, never copied per row.
+
+    Scores against the prefix are one matrix product of every query with the prefix keys (the
+    gradient of the prefix sums over the batch inside it); one softmax runs over the sequence's own
+    scores and the prefix's; the output adds both weighted value sums. The same result as appending
+    the expanded prefix, with no ``(B, T + P, width)`` keys and values made or saved for backward.
+    """
+    batch, length, width = q.shape
+    prefix_length, head_width = keys.shape[1], width // num_heads
+    scale = head_width**-0.5
+
+    def heads(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(t.shape[0], t.shape[1], num_heads, head_width).transpose(1, 2)
+
+    q_heads = heads(q)
+    own = q_heads @ heads(k).transpose(-1, -2) * scale  # (B, h, T, T)
+    if causal:
+        own = own + causal_mask(length, like=q)
+    flat_q = q_heads.transpose(0, 1).reshape(num_heads, batch * length, head_width)
+    shared = flat_q @ heads(keys)[0].transpose(-1, -2) * scale  # (h, B * T, P)
+    shared = shared.reshape(num_heads, batch, length, prefix_length).transpose(0, 1)
+    weights = torch.softmax(torch.cat([own, shared], dim=-1), dim=-1)
+    out = weights[..., :length] @ heads(v)
+    to_prefix = weights[..., length:].transpose(0, 1).reshape(num_heads, batch * length, prefix_length)
+    out = out + (to_prefix @ heads(values)[0]).reshape(num_heads, batch, length, head_width).transpose(0, 1)
     return out.transpose(1, 2).reshape(batch, length, width)
 
 
@@ -139,8 +178,9 @@ class TokenRun:
 class SharedPrefixRun:
     """What :meth:`TokenTextTower.run_shared_prefix` returns: the last block's raw outputs, split as given."""
 
-    #: Every sequence's own positions after the shared prefix ``(n, S, width)``.
-    tokens: torch.Tensor
+    #: Every sequence's own positions after the shared prefix ``(n, S, width)``; a list of them, one per
+    #: group, when the suffixes came in groups.
+    tokens: torch.Tensor | list[torch.Tensor]
     #: The shared prefix's positions ``(1, P, width)`` (inserted tokens taken out).
     prefix: torch.Tensor
     #: The inserted tokens' output ``(1, G, width)``, or None when nothing was inserted.
@@ -397,7 +437,7 @@ class TokenTextTower(TextTower, TokenTower):
     def run_shared_prefix(
         self,
         prefix: torch.Tensor,
-        suffix: torch.Tensor,
+        suffix: torch.Tensor | Sequence[torch.Tensor],
         *,
         insert: Mapping[int, torch.Tensor] | None = None,
         insert_at: int | None = None,
@@ -413,16 +453,24 @@ class TokenTextTower(TextTower, TokenTower):
         sequence's positions, with what lands in the prefix the same for every sequence (batch 1): deep
         text prompts replacing the context at deeper layers keep the prefix shared at every layer.
         Inserted tokens must sit within the prefix (``insert_at <= P``).
+
+        ``suffix`` may also be a sequence of groups ``(n_i, S_i, width)`` of different lengths (sequences
+        cut after their own end tokens), all after the same prefix; replaced tokens after the prefix
+        then hold for every sequence (batch 1).
         """
         if not self.shares_prefixes:
             raise ValueError(
                 f"{self.name}: a shared prefix needs a causal text tower whose blocks take key/value prefixes; "
                 "encode the whole sequences with run()"
             )
-        if prefix.ndim != 3 or prefix.shape[0] != 1 or suffix.ndim != 3 or suffix.shape[-1] != prefix.shape[-1]:
+        grouped = not isinstance(suffix, torch.Tensor)
+        groups = list(suffix) if grouped else [suffix]
+        if prefix.ndim != 3 or prefix.shape[0] != 1 or not groups or any(
+            rest.ndim != 3 or rest.shape[-1] != prefix.shape[-1] for rest in groups
+        ):
             raise ValueError(
                 f"a shared prefix is (1, P, width) and the suffixes (n, S, width); got {tuple(prefix.shape)} "
-                f"and {tuple(suffix.shape)}"
+                f"and {[tuple(rest.shape) for rest in groups]}"
             )
         blocks = list(self.blocks)
         depth, shared = len(blocks), prefix.shape[1]
@@ -436,18 +484,18 @@ class TokenTextTower(TextTower, TokenTower):
                 f"inserted tokens must sit within the shared prefix: insert_at 0 .. {shared}, got {insert_at}"
             )
         at = shared if insert_at is None else insert_at
-        x, rest, group = prefix, suffix, 0
+        x, group = prefix, 0
         for index, block in enumerate(blocks):
             if index in replace:
-                x, rest = _replace_shared(x, rest, *replace[index], shared, at, group)
+                x, groups = _replace_shared(x, groups, *replace[index], shared, at, group)
             if index in insert:
-                extra = _one_row(insert[index], x.shape[-1], "inserted tokens")
+                extra = _one_row(insert[index], x.shape[-1], "tokens inserted into a shared prefix")
                 x = torch.cat([x[:, :at], extra.to(x.dtype), x[:, at + group :]], dim=1)
                 group = extra.shape[1]
             keys_values = block.keys_values(x)
-            x, rest = block(x), block(rest, keys_values)
+            x, groups = block(x), [block(rest, keys_values) for rest in groups]
         inserted = x[:, at : at + group] if group else None
-        return SharedPrefixRun(rest, _without_group(x, at, group), inserted)
+        return SharedPrefixRun(groups if grouped else groups[0], _without_group(x, at, group), inserted)
 
     def encode_shared_prefix(
         self,
@@ -462,15 +510,21 @@ class TokenTextTower(TextTower, TokenTower):
         ``suffix_embeddings`` ``(n, S, width)``, token embeddings before positions; ``eot_index`` counts
         from the prompt's start and lies in the suffix. Equals :meth:`encode_embeddings` of the
         concatenated prompts; ``changes`` are :meth:`run_shared_prefix`'s ``insert``, ``insert_at`` and
-        ``replace``.
+        ``replace`` (replaced tokens after the prefix the same for every prompt). Each prompt is cut
+        after its own end token: prompts of one length run as a group.
         """
         shared = prefix_embeddings.shape[1]
         if bool((eot_index < shared).any()):
             raise ValueError(f"every end token must lie after the {shared} shared positions; got {eot_index.tolist()}")
-        run = self.run_shared_prefix(
-            self.embed(prefix_embeddings), self.embed(suffix_embeddings, start=shared), **changes
-        )
-        return self.head(run.tokens, eot_index - shared)
+        # Sequences cut after their own end tokens, in groups of one length: no position after an end
+        # token is computed (on a causal tower none of them changes the pooled features).
+        own = (eot_index - shared + 1).to(suffix_embeddings.device)
+        lengths = sorted(set(own.tolist()))
+        rows = [torch.nonzero(own == length).flatten() for length in lengths]
+        suffix = [self.embed(suffix_embeddings[index, :length], start=shared) for index, length in zip(rows, lengths)]
+        run = self.run_shared_prefix(self.embed(prefix_embeddings), suffix, **changes)
+        features = torch.cat([self.head(tokens, own[index] - 1) for tokens, index in zip(run.tokens, rows)])
+        return features[torch.argsort(torch.cat(rows))]
 
 
 def level_indices(layers: Sequence[int] | None, depth: int, unit: str = "levels") -> list[int]:
@@ -517,27 +571,29 @@ def _replace(x: torch.Tensor, start: int, new: torch.Tensor, at: int, group: int
 def _one_row(tokens: torch.Tensor, width: int, what: str) -> torch.Tensor:
     if tokens.ndim != 3 or tokens.shape[0] != 1 or tokens.shape[-1] != width:
         raise ValueError(
-            f"{what} in a shared prefix are the same for every sequence: shape (1, P, {width}); "
+            f"{what} must be the same for every sequence: shape (1, P, {width}); "
             f"got {tuple(tokens.shape)}"
         )
     return tokens
 
 
 def _replace_shared(
-    x: torch.Tensor, rest: torch.Tensor, start: int, new: torch.Tensor, shared: int, at: int, group: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Replace positions ``start ..`` of the concatenated sequence in the prefix ``x`` and the suffixes ``rest``."""
+    x: torch.Tensor, groups: list[torch.Tensor], start: int, new: torch.Tensor, shared: int, at: int, group: int
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Replace positions ``start ..`` of the concatenated sequence in the prefix ``x`` and the suffix groups."""
     end = start + new.shape[1]
-    if start < 0 or end > shared + rest.shape[1]:
-        total = shared + rest.shape[1]
+    total = shared + min(rest.shape[1] for rest in groups)
+    if start < 0 or end > total:
         raise ValueError(f"replaced positions {start} .. {end - 1} must lie within the {total} input positions")
     if start < shared:
-        head = _one_row(new[:, : shared - start], x.shape[-1], "replacing tokens")
+        head = _one_row(new[:, : shared - start], x.shape[-1], "replacing tokens in a shared prefix")
         x = _replace(x, start if start < at else start + group, head, at, group)
     if end > shared:
-        cut = max(shared - start, 0)
-        rest = _replace(rest, max(start - shared, 0), new[:, cut:], 0, 0)
-    return x, rest
+        tail = new[:, max(shared - start, 0) :]
+        if len(groups) > 1:
+            tail = _one_row(tail, x.shape[-1], "replacing tokens after a prefix shared by suffix groups")
+        groups = [_replace(rest, max(start - shared, 0), tail, 0, 0) for rest in groups]
+    return x, groups
 
 
 def _without_group(x: torch.Tensor, at: int, group: int) -> torch.Tensor:

@@ -118,27 +118,39 @@ def build_steps(backbone, names: list[str], pixels, labels, n_ctx: int) -> Steps
     )
 
 
-def activation_bytes(loss_of: Callable[[], object], parameters) -> int:
-    """Bytes of the distinct tensors ``loss_of()``'s forward pass saves for backward, parameters not counted.
+def activation_bytes(loss_of: Callable[[], object], parameters, keep: bool = False) -> int:
+    """Bytes of the distinct storages ``loss_of()``'s forward pass saves for backward, parameters not counted.
 
-    Nothing is kept (the pack hook drops each tensor after counting its storage), so the count
-    works for a step too large to run; the forward pass cannot be followed by a backward pass.
+    With ``keep=False`` nothing is kept (the pack hook drops each tensor after counting it), so the
+    count works for a step too large to run, and the forward pass cannot be followed by a backward
+    pass. A storage counts once while a tensor seen on it is alive; a storage freed and another
+    allocated at its address counts again. ``keep=True`` holds every saved tensor until the count is
+    done, the plain count that a test checks the other against.
     """
+    import weakref
+
     import torch
 
     skip = {p.untyped_storage().data_ptr() for p in parameters}
-    seen: set[int] = set()
+    seen: dict[int, list[weakref.ref]] = {}
+    kept: list[torch.Tensor] = []
     total = 0
 
     def pack(tensor: torch.Tensor) -> None:
         nonlocal total
         storage = tensor.untyped_storage()
-        if storage.data_ptr() not in skip | seen:
-            seen.add(storage.data_ptr())
+        address = storage.data_ptr()
+        if address in skip:
+            return
+        alive = [ref for ref in seen.get(address, []) if ref() is not None]
+        if not alive:
             total += storage.nbytes()
+        seen[address] = [*alive, weakref.ref(tensor)]
+        if keep:
+            kept.append(tensor)
 
     def unpack(_: None) -> torch.Tensor:
-        raise RuntimeError("activation_bytes keeps no tensors; its forward pass cannot be backpropagated")
+        raise RuntimeError("activation_bytes keeps no graph; its forward pass cannot be backpropagated")
 
     with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         loss_of()
