@@ -19,6 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -502,7 +503,7 @@ class TokenTextTower(TextTower, TokenTower):
         prefix_embeddings: torch.Tensor,
         suffix_embeddings: torch.Tensor,
         eot_index: torch.Tensor,
-        **changes,
+        **changes: Any,
     ) -> torch.Tensor:
         """Text features ``(n, embed_dim)`` of prompts that share their first positions, pooled at ``eot_index``.
 

@@ -61,7 +61,7 @@ class Steps:
     #: Per variant, a full SGD step and the loss of its forward pass alone.
     steps: dict[str, Callable[[], None]]
     losses: dict[str, Callable[[], object]]
-    #: Text positions each variant runs, e.g. ``"77 x 100"``, ``"17 + 5 x 100"``.
+    #: Text positions each variant runs: ``"77 x 100"``, ``"22 x 100"``, ``"17 + 365"`` (shared once + per class).
     positions: dict[str, str]
     #: Seconds to compute the batch's image features once (the engine's cache).
     cache_s: float
@@ -106,13 +106,14 @@ def build_steps(backbone, names: list[str], pixels, labels, n_ctx: int) -> Steps
         return step
 
     classes, length, shared = len(names), ours.prompt.length, ours.prompt.shared_length
+    own = int((ours.prompt.eot + 1 - shared).sum())  # each prompt cut after its own end token
     return Steps(
         steps={name: sgd_step(params[name], losses[name]) for name in VARIANTS},
         losses=losses,
         positions={
             "reference": f"{backbone.text.context_length} x {classes}",
             "truncated": f"{length} x {classes}",
-            "ours": f"{shared} + {length - shared} x {classes}",
+            "ours": f"{shared} + {own}",
         },
         cache_s=cache_s,
     )
