@@ -111,14 +111,15 @@ def test_bench_prompts_times_three_steps_and_counts_their_memory(tmp_path, capsy
                  "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     assert "5 classes, batch 3, 16 context tokens, fp32" in out
-    row = r" +(\d+\.\d+) s +(\d+\.\d+) GiB"
+    row = r" +(\d+\.\d+) s +(\d+\.\d+) s +(\d+\.\d+) GiB"
     assert re.search(r"reference CoOp step \(image encoder every step\) +77 x 5" + row, out)
     length = int(re.search(r"truncated \(cached image features, cut text\) +(\d+) x 5" + row, out).group(1))
     assert length < 77
     shared, own = map(int, re.search(r"truncated \+ shared prefix \(mmadapt coop\) +(\d+) \+ (\d+)" + row,
                                      out).groups()[:2])
     assert shared == 17 and 5 * 3 <= own <= 5 * (length - shared)  # SOS and 16 context tokens once
-    for ratio in ("reference / ours", "truncated / ours", "reference / ours, memory", "truncated / ours, memory"):
+    for ratio in ("reference / ours", "truncated / ours", "reference / ours, CPU time", "reference / ours, memory",
+                  "truncated / ours, memory"):
         assert re.search(f"ratio {ratio}: \\d+\\.\\d+x", out)
 
 

@@ -43,11 +43,15 @@ def classnames(count: int) -> list[str]:
             for i in range(count)]
 
 
-def seconds(step: Callable[[], None]) -> float:
-    """Wall time of one call."""
-    started = time.perf_counter()
+def seconds(step: Callable[[], None]) -> tuple[float, float]:
+    """Wall time and this process's CPU time (all its threads) of one call.
+
+    On a machine other jobs share, wall time grows with their load and CPU time much less; with one
+    thread CPU time is the step's own cost, with more it also counts threads waiting for each other.
+    """
+    started, cpu = time.perf_counter(), time.process_time()
     step()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 #: The variants, in the order they are printed and timed.
@@ -213,12 +217,13 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     available = available_bytes()
     # A variant whose activations would take most of the free memory is measured but not run.
     fits = {name: available is None or memory[name] < 0.8 * available for name in VARIANTS}
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS if fits[name]}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS if fits[name]}
     for index in range(args.repeats):
         for name in times:
             print(f"  step {index + 1}/{args.repeats}: {name} ...", flush=True)
             times[name].append(seconds(steps.steps[name]))
-    median = {name: statistics.median(values) for name, values in times.items()}
+    median = {name: statistics.median(wall for wall, _ in values) for name, values in times.items()}
+    median_cpu = {name: statistics.median(cpu for _, cpu in values) for name, values in times.items()}
 
     print(f"adapt bench prompts: {args.arch} (random weights), {args.classes} classes, batch {args.batch_size}, "
           f"{args.n_ctx} context tokens, fp32, {torch.get_num_threads()} CPU threads, median of {args.repeats}")
@@ -227,12 +232,14 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         "truncated": "truncated (cached image features, cut text)",
         "ours": "truncated + shared prefix (mmadapt coop)",
     }
-    print(f"  {'step':<48} {'text positions':>16} {'time':>10} {'activation memory':>18}")
+    print(f"  {'step':<48} {'text positions':>16} {'time':>10} {'CPU time':>10} {'activation memory':>18}")
     for name in VARIANTS:
         took = f"{median[name]:8.3f} s" if name in median else "not run"
-        print(f"  {labels_of[name]:<48} {steps.positions[name]:>16} {took:>10} {gib(memory[name]):>18}")
+        cpu = f"{median_cpu[name]:8.3f} s" if name in median else ""
+        print(f"  {labels_of[name]:<48} {steps.positions[name]:>16} {took:>10} {cpu:>10} {gib(memory[name]):>18}")
     print(f"  (image features of the batch: {steps.cache_s:.3f} s, computed once per run by the engine's cache)")
-    print("  (activation memory: bytes saved for backward by one step's forward pass, weights not counted)")
+    print("  (time: wall clock; CPU time: this process, all threads; activation memory: bytes saved for backward")
+    print("   by one step's forward pass, weights not counted)")
     for name in VARIANTS:
         if not fits[name]:
             print(f"  ({name} not run: its activations alone take {gib(memory[name])}, "
@@ -241,5 +248,6 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     for baseline in ("reference", "truncated"):
         if baseline in median and "ours" in median:
             ratios[f"{baseline} / ours"] = median[baseline] / median["ours"]
+            ratios[f"{baseline} / ours, CPU time"] = median_cpu[baseline] / median_cpu["ours"]
         ratios[f"{baseline} / ours, memory"] = memory[baseline] / memory["ours"]
     return ratios
