@@ -66,7 +66,7 @@ def multi_head_attention(
                     f"prefix {name} must have shape (B or 1, P, {width}) for a batch of {batch}; "
                     f"got {tuple(tensor.shape)}"
                 )
-        if keys.shape[0] == 1 and batch > 1:
+        if keys.shape[0] == values.shape[0] == 1 and batch > 1:
             return _attention_with_one_prefix(q, k, v, keys.to(k.dtype), values.to(v.dtype), num_heads, causal)
         extra = keys.shape[1]
         k = torch.cat([k, keys.to(k.dtype).expand(batch, -1, -1)], dim=1)
