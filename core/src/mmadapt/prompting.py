@@ -264,7 +264,8 @@ class PromptLearner(nn.Module):
         first ``positions`` positions are encoded (default :attr:`length`). Equals
         ``encode(backbone, assemble(context)[:, :positions] + offset)``; with a shared context on a
         tower that :attr:`~TokenTextTower.shares_prefixes`, the first :attr:`shared_length` positions
-        run once for all classes.
+        run once for all classes, and each prompt stops at its own end token (that tower is causal, so
+        later positions never change the features, whatever ``truncate`` says).
         """
         n = positions or self.length
         prompts = self.assemble(context)[:, :n]
