@@ -101,6 +101,10 @@ def test_towers_match_open_clip(arch: str) -> None:
         cut = text_tower.encode_embeddings(embeddings[:, :length], eot)
         # causal promises exactly this: cutting after the end token changes nothing.
         assert torch.allclose(cut, backbone.encode_text(ids), atol=1e-5) is supports.causal_text
+        if text_tower.shares_prefixes:
+            # The start token, the same in every text, computed once for all of them.
+            shared = text_tower.encode_shared_prefix(embeddings[:1, :1], embeddings[:, 1:length], eot)
+            torch.testing.assert_close(shared, cut, atol=1e-5, rtol=0)
     else:
         with pytest.raises(UserError, match=f"backbone {backbone.name} has no token text tower"):
             backbone.require_token_text_tower("prompts", "fix")

@@ -298,8 +298,9 @@ def test_documented_snippets_run(tiny, short_coop):
     namespace = {"backbone": tiny, "task": task, "PromptLearner": PromptLearner, "new_context": new_context}
     exec(compile(doc_python_blocks()[1], f"{PROMPTING_DOC}#2", "exec"), namespace)
     reference = learned_features(namespace["learner"], tiny)
-    for name in ("conditioned", "shifted"):  # zero bias, zero offset: the plain prompts
-        torch.testing.assert_close(namespace[name], reference, atol=0, rtol=0)
+    # Zero bias, zero offset: the plain prompts (the offset's prompts share their prefix: fp32 rounding).
+    torch.testing.assert_close(namespace["conditioned"], reference, atol=0, rtol=0)
+    torch.testing.assert_close(namespace["shifted"], reference, atol=ATOL, rtol=0)
     assert namespace["described"]().shape[0] == len(CLASSNAMES)
     adapter = short_coop(None, tiny, task).eval()
     with torch.no_grad():

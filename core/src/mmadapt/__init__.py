@@ -27,6 +27,7 @@ _LAZY = {
     "Prefix": "mmadapt.towers",
     "TextTower": "mmadapt.towers",
     "TokenImageTower": "mmadapt.towers",
+    "SharedPrefixRun": "mmadapt.towers",
     "TokenRun": "mmadapt.towers",
     "TokenTextTower": "mmadapt.towers",
     "TokenTower": "mmadapt.towers",

@@ -15,9 +15,20 @@ The three layouts hold the same rows in a different order and the same length, s
 placeholder stays valid. When the backbone's text tower is causal (``TokenTextTower.causal``), no
 position up to an EOT sees what follows it, so sequences are cut after the longest prompt's EOT
 (an exact speed-up); other towers see the padding and get all ``context_length`` positions.
+
+On such a tower a shared context also makes the first positions of every prompt the same: SOS and
+the context (``end``), SOS and the first half of the context (``middle``). :meth:`PromptLearner.encode_context`
+then computes those positions once per call, as one row, and only each class's remaining positions
+per class, attending to the shared keys and values at every layer
+(:meth:`TokenTextTower.run_shared_prefix`): the same features with about ``n_classes x shared``
+fewer positions through the tower. Where that would not be exact (a class-specific or per-class
+context, the class name first, a bidirectional tower) the prompts are encoded whole and the
+``mmadapt.prompting`` logger says why at debug level.
 """
 
 from __future__ import annotations
+
+import logging
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +43,8 @@ from .zeroshot import zeroshot_classifier
 
 #: CoOp's default number of context tokens without a word initialisation.
 DEFAULT_N_CTX = 16
+
+logger = logging.getLogger(__name__)
 
 
 def prompt_tower(backbone: Backbone) -> TokenTextTower:
@@ -95,7 +108,8 @@ class PromptLearner(nn.Module):
     prompts. :meth:`encode` runs assembled embeddings, changed or not, through the text tower.
 
     ``truncate=False`` keeps all ``context_length`` positions even on a causal tower, for methods
-    whose parameters depend on the sequence length.
+    whose parameters depend on the sequence length. ``share_prefix`` (an attribute too) lets
+    :meth:`encode_context` compute the positions every prompt shares once, where that is exact.
     """
 
     def __init__(
@@ -107,6 +121,7 @@ class PromptLearner(nn.Module):
         *,
         endings: list[str] | None = None,
         truncate: bool = True,
+        share_prefix: bool = True,
     ) -> None:
         super().__init__()
         if position not in CLASS_TOKEN_POSITIONS:
@@ -115,7 +130,11 @@ class PromptLearner(nn.Module):
             )
         self.position = position
         self.truncate = truncate
+        self.share_prefix = share_prefix
         self.n_ctx = ctx.shape[-2]
+        # Why the prefix cannot be shared with this tower and layout (None: it can), and reasons logged.
+        self._unshared: str | None = None
+        self._logged: set[str] = set()
         self.ctx = nn.Parameter(ctx)
         for name in ("prefix", "suffix", "eot", "order"):
             self.register_buffer(name, None, persistent=False)
@@ -163,10 +182,27 @@ class PromptLearner(nn.Module):
         self.prefix = embeddings[:, :1].clone()
         self.suffix = embeddings[:, 1 + self.n_ctx :].clone()
         self.eot = eot
+        self._unshared = self._why_not_shared(tower)
         if self.position == "end":
             self.order = None
         else:
             self.order = self._order(token_counts(backbone, names).tolist(), length, eot.device)
+
+    @property
+    def shared_length(self) -> int:
+        """Positions at the start of every prompt that hold the same tokens for a shared context: SOS and the
+        context before the class name."""
+        before_name = {"end": self.n_ctx, "middle": self.n_ctx // 2, "front": 0}[self.position]
+        return 1 + before_name
+
+    def _why_not_shared(self, tower: TokenTextTower) -> str | None:
+        if self.csc:
+            return "every class has its own context (csc)"
+        if self.shared_length < 2:
+            return f"the class name comes right after the start token (class_token_position: {self.position})"
+        if not tower.shares_prefixes:
+            return f"{tower.name} is not causal or its attention takes no key/value prefix"
+        return None
 
     def _order(self, name_lengths: list[int], length: int, device: torch.device) -> torch.Tensor:
         """Per class, the row of the ``end`` layout that each position of this layout takes."""
@@ -211,6 +247,45 @@ class PromptLearner(nn.Module):
         eot = self.eot.expand(*leading).reshape(-1)
         features = prompt_tower(backbone).encode_embeddings(prompts.reshape(-1, *prompts.shape[-2:]), eot)
         return F.normalize(features, dim=-1).view(*leading, -1)
+
+
+    def encode_context(
+        self,
+        backbone: Backbone,
+        context: torch.Tensor,
+        *,
+        offset: torch.Tensor | None = None,
+        positions: int | None = None,
+    ) -> torch.Tensor:
+        """Normalised text features ``(n_classes, embed_dim)`` of the prompts around ``context``.
+
+        ``context`` is ``(n_ctx, width)`` (shared) or ``(n_classes, n_ctx, width)``; ``offset``
+        ``(s, width)`` is added to the first ``s`` positions of every prompt (EPT's offset); only the
+        first ``positions`` positions are encoded (default :attr:`length`). Equals
+        ``encode(backbone, assemble(context)[:, :positions] + offset)``; with a shared context on a
+        tower that :attr:`~TokenTextTower.shares_prefixes`, the first :attr:`shared_length` positions
+        run once for all classes, and each prompt stops at its own end token (that tower is causal, so
+        later positions never change the features, whatever ``truncate`` says).
+        """
+        n = positions or self.length
+        prompts = self.assemble(context)[:, :n]
+        if offset is not None:
+            offset = offset[: prompts.shape[1]].to(prompts.dtype)
+            prompts = torch.cat([prompts[:, : len(offset)] + offset, prompts[:, len(offset) :]], dim=1)
+        reason = self._unshared if self.share_prefix else "share_prefix is off"
+        if reason is None and context.ndim != 2:
+            reason = "the context differs per class"
+        if reason is not None:
+            if reason not in self._logged:
+                self._logged.add(reason)
+                logger.debug("text prompts encoded whole, no shared prefix: %s", reason)
+            return self.encode(backbone, prompts)
+        shared = self.shared_length
+        prefix = torch.cat([self.prefix[:1].to(context.dtype), context[: shared - 1].unsqueeze(0)], dim=1)
+        if offset is not None:
+            prefix = prefix + F.pad(offset[:shared], (0, 0, 0, shared - len(offset[:shared])))
+        features = prompt_tower(backbone).encode_shared_prefix(prefix, prompts[:, shared:], self.eot)
+        return F.normalize(features, dim=-1)
 
 
 class HandwrittenTextFeatures(nn.Module):

@@ -12,8 +12,8 @@ Installing mmadapt makes these fixtures available to every test suite, with no c
 
 Helpers: ``tiny_recipe(**sections)``, ``tiny_recipe_from(path, **sections)``,
 ``run_recipe(recipe, output_dir) -> summary``, ``tiny_bundle``, ``make_batch``, ``train_steps``,
-``parameter_snapshot``, ``assert_only_trainable_changed``, ``assert_adapter_contract`` and
-``assert_import_is_cheap``. docs/testing-plugins.md shows each with an example.
+``parameter_snapshot``, ``assert_only_trainable_changed``, ``assert_adapter_contract``,
+``assert_shared_prefix_exact`` and ``assert_import_is_cheap``. docs/testing-plugins.md shows each with an example.
 
 Importing this module stays cheap (pytest loads it at start-up): torch loads inside the helpers.
 """
@@ -447,6 +447,68 @@ def assert_kg_regularizer_contract(adapter: Adapter, batch: dict[str, Any], weig
     adapter.zero_grad(set_to_none=True)
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable), "no gradient reached the prompts"
+
+
+def assert_shared_prefix_exact(
+    adapter: Adapter, batch: dict[str, Any], loss_fn: LossFn | None = None, atol: float = 1e-5
+) -> None:
+    """The adapter's text prompts go through the shared-prefix text pass, which changes neither its outputs
+    nor its gradients.
+
+    A training step's outputs, loss (``loss_fn``, cross-entropy by default) and the gradient of every
+    trainable parameter are compared with every :class:`mmadapt.PromptLearner` of the adapter
+    shared (``share_prefix``) and not; they must agree within ``atol``, relative to a tensor's
+    largest entry where that exceeds 1 (fp32 sums over classes). The shared pass must have run.
+    """
+    import torch
+
+    from .prompting import PromptLearner, prompt_tower
+
+    learners = [m for m in adapter.modules() if isinstance(m, PromptLearner)]
+    assert learners, f"{type(adapter).__name__} has no PromptLearner"
+    tower = prompt_tower(adapter.backbone)
+    loss_fn = loss_fn or _default_loss(adapter.task)
+    trainable = {name: p for name, p in adapter.named_parameters() if p.requires_grad}
+    calls = []
+    original = tower.run_shared_prefix
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    results = []
+    tower.run_shared_prefix = counted  # the instance attribute hides the method while counting
+    try:
+        for share in (True, False):
+            for learner in learners:
+                learner.share_prefix = share
+            adapter.train()
+            adapter.zero_grad(set_to_none=True)
+            outputs = adapter(batch)
+            loss = loss_fn(outputs, batch)
+            loss = loss[0] if isinstance(loss, tuple) else loss
+            loss.backward()
+            grads = {name: p.grad.clone() for name, p in trainable.items() if p.grad is not None}
+            tensors = {k: v.detach() for k, v in outputs.items() if isinstance(v, torch.Tensor)}
+            results.append((len(calls), loss.detach(), tensors, grads))
+    finally:
+        del tower.run_shared_prefix
+        for learner in learners:
+            learner.share_prefix = True
+        adapter.zero_grad(set_to_none=True)
+    (shared_calls, *shared), (all_calls, *whole) = results
+    assert shared_calls >= 1 and all_calls == shared_calls, "the shared-prefix pass did not run (or ran unasked)"
+
+    def close(got: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+        scale = max(1.0, float(expected.abs().max())) if expected.numel() else 1.0
+        torch.testing.assert_close(got, expected, atol=atol * scale, rtol=0, msg=lambda m: f"{what}: {m}")
+
+    close(shared[0], whole[0], "loss")
+    for key in whole[1]:
+        close(shared[1][key], whole[1][key], f"output {key}")
+    assert shared[2].keys() == whole[2].keys() and whole[2], "no gradient reached the trainable parameters"
+    for name in whole[2]:
+        close(shared[2][name], whole[2][name], f"gradient of {name}")
 
 
 def assert_import_is_cheap(module: str, heavy: tuple[str, ...] = HEAVY_MODULES) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +66,8 @@ def multi_head_attention(
                     f"prefix {name} must have shape (B or 1, P, {width}) for a batch of {batch}; "
                     f"got {tuple(tensor.shape)}"
                 )
+        if keys.shape[0] == values.shape[0] == 1 and batch > 1:
+            return _attention_with_one_prefix(q, k, v, keys.to(k.dtype), values.to(v.dtype), num_heads, causal)
         extra = keys.shape[1]
         k = torch.cat([k, keys.to(k.dtype).expand(batch, -1, -1)], dim=1)
         v = torch.cat([v, values.to(v.dtype).expand(batch, -1, -1)], dim=1)
@@ -74,6 +77,43 @@ def multi_head_attention(
 
     mask = causal_mask(length, extra, like=q) if causal else None
     out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=mask)
+    return out.transpose(1, 2).reshape(batch, length, width)
+
+
+def _attention_with_one_prefix(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    num_heads: int,
+    causal: bool,
+) -> torch.Tensor:
+    """:func:`multi_head_attention` with one prefix ``(1, P, width)`` for the whole batch, never copied per row.
+
+    Scores against the prefix are one matrix product of every query with the prefix keys (the
+    gradient of the prefix sums over the batch inside it); one softmax runs over the sequence's own
+    scores and the prefix's; the output adds both weighted value sums. The same result as appending
+    the expanded prefix, with no ``(B, T + P, width)`` keys and values made or saved for backward.
+    """
+    batch, length, width = q.shape
+    prefix_length, head_width = keys.shape[1], width // num_heads
+    scale = head_width**-0.5
+
+    def heads(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(t.shape[0], t.shape[1], num_heads, head_width).transpose(1, 2)
+
+    q_heads = heads(q)
+    own = q_heads @ heads(k).transpose(-1, -2) * scale  # (B, h, T, T)
+    if causal:
+        own = own + causal_mask(length, like=q)
+    flat_q = q_heads.transpose(0, 1).reshape(num_heads, batch * length, head_width)
+    shared = flat_q @ heads(keys)[0].transpose(-1, -2) * scale  # (h, B * T, P)
+    shared = shared.reshape(num_heads, batch, length, prefix_length).transpose(0, 1)
+    weights = torch.softmax(torch.cat([own, shared], dim=-1), dim=-1)
+    out = weights[..., :length] @ heads(v)
+    to_prefix = weights[..., length:].transpose(0, 1).reshape(num_heads, batch * length, prefix_length)
+    out = out + (to_prefix @ heads(values)[0]).reshape(num_heads, batch, length, head_width).transpose(0, 1)
     return out.transpose(1, 2).reshape(batch, length, width)
 
 
@@ -133,6 +173,19 @@ class TokenRun:
     inserted: torch.Tensor | None = None
     #: The requested blocks' outputs at the input's positions, in request order (``layers=``).
     layers: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class SharedPrefixRun:
+    """What :meth:`TokenTextTower.run_shared_prefix` returns: the last block's raw outputs, split as given."""
+
+    #: Every sequence's own positions after the shared prefix ``(n, S, width)``; a list of them, one per
+    #: group, when the suffixes came in groups.
+    tokens: torch.Tensor | list[torch.Tensor]
+    #: The shared prefix's positions ``(1, P, width)`` (inserted tokens taken out).
+    prefix: torch.Tensor
+    #: The inserted tokens' output ``(1, G, width)``, or None when nothing was inserted.
+    inserted: torch.Tensor | None = None
 
 
 class TokenTower(ABC):
@@ -356,11 +409,18 @@ class TokenTextTower(TextTower, TokenTower):
         """Index of each sequence's end token, the position text features are pooled from."""
 
     @abstractmethod
-    def embed(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Tokens entering the first block: token embeddings ``(n, L, width)`` plus the first L positions.
+    def embed(self, embeddings: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Tokens entering the first block: embeddings ``(n, L, width)`` plus positions ``start .. start + L - 1``.
 
-        ``L <= context_length``; the blocks' causal mask is cut to the sequence they get.
+        ``start + L <= context_length``; the blocks' causal mask is cut to the sequence they get. A
+        ``start`` above 0 embeds the positions after a shared prefix (:meth:`run_shared_prefix`).
         """
+
+    @property
+    def shares_prefixes(self) -> bool:
+        """Whether :meth:`run_shared_prefix` is available and exact: a :attr:`causal` tower whose blocks take
+        key/value prefixes."""
+        return self.causal
 
     @abstractmethod
     def head(self, tokens: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:
@@ -374,6 +434,98 @@ class TokenTextTower(TextTower, TokenTower):
         ``eot_index < L``.
         """
         return self.head(self.run(self.embed(embeddings)).tokens, eot_index)
+
+    def run_shared_prefix(
+        self,
+        prefix: torch.Tensor,
+        suffix: torch.Tensor | Sequence[torch.Tensor],
+        *,
+        insert: Mapping[int, torch.Tensor] | None = None,
+        insert_at: int | None = None,
+        replace: Mapping[int, tuple[int, torch.Tensor]] | None = None,
+    ) -> SharedPrefixRun:
+        """Run ``n`` sequences sharing a start: ``prefix`` ``(1, P, width)``, then each row of ``suffix`` ``(n, S, w)``.
+
+        Both are embedded tokens (:meth:`embed`; the suffix from ``start=P``). On a causal tower no
+        prefix position sees the suffix, so the prefix runs once, as one row, and at every block each
+        sequence's suffix attends to the prefix's keys and values (:meth:`TransformerBlock.keys_values`):
+        the result equals :meth:`run` on the ``n`` concatenated sequences, with about ``n x P`` fewer
+        positions computed. ``insert`` and ``replace`` are :meth:`run`'s, in the concatenated
+        sequence's positions, with what lands in the prefix the same for every sequence (batch 1): deep
+        text prompts replacing the context at deeper layers keep the prefix shared at every layer.
+        Inserted tokens must sit within the prefix (``insert_at <= P``).
+
+        ``suffix`` may also be a sequence of groups ``(n_i, S_i, width)`` of different lengths (sequences
+        cut after their own end tokens), all after the same prefix; replaced tokens after the prefix
+        then hold for every sequence (batch 1).
+        """
+        if not self.shares_prefixes:
+            raise ValueError(
+                f"{self.name}: a shared prefix needs a causal text tower whose blocks take key/value prefixes; "
+                "encode the whole sequences with run()"
+            )
+        grouped = not isinstance(suffix, torch.Tensor)
+        groups = list(suffix) if grouped else [suffix]
+        if prefix.ndim != 3 or prefix.shape[0] != 1 or not groups or any(
+            rest.ndim != 3 or rest.shape[-1] != prefix.shape[-1] for rest in groups
+        ):
+            raise ValueError(
+                f"a shared prefix is (1, P, width) and the suffixes (n, S, width); got {tuple(prefix.shape)} "
+                f"and {[tuple(rest.shape) for rest in groups]}"
+            )
+        blocks = list(self.blocks)
+        depth, shared = len(blocks), prefix.shape[1]
+        insert, replace = dict(insert or {}), dict(replace or {})
+        for name, where in (("insert", insert), ("replace", replace)):
+            bad = sorted(k for k in where if not 0 <= k < depth)
+            if bad:
+                raise ValueError(f"{name} names blocks {bad}; the tower has blocks 0 .. {depth - 1}")
+        if insert and (insert_at is None or not 0 <= insert_at <= shared):
+            raise ValueError(
+                f"inserted tokens must sit within the shared prefix: insert_at 0 .. {shared}, got {insert_at}"
+            )
+        at = shared if insert_at is None else insert_at
+        x, group = prefix, 0
+        for index, block in enumerate(blocks):
+            if index in replace:
+                x, groups = _replace_shared(x, groups, *replace[index], shared, at, group)
+            if index in insert:
+                extra = _one_row(insert[index], x.shape[-1], "tokens inserted into a shared prefix")
+                x = torch.cat([x[:, :at], extra.to(x.dtype), x[:, at + group :]], dim=1)
+                group = extra.shape[1]
+            keys_values = block.keys_values(x)
+            x, groups = block(x), [block(rest, keys_values) for rest in groups]
+        inserted = x[:, at : at + group] if group else None
+        return SharedPrefixRun(groups if grouped else groups[0], _without_group(x, at, group), inserted)
+
+    def encode_shared_prefix(
+        self,
+        prefix_embeddings: torch.Tensor,
+        suffix_embeddings: torch.Tensor,
+        eot_index: torch.Tensor,
+        **changes: Any,
+    ) -> torch.Tensor:
+        """Text features ``(n, embed_dim)`` of prompts that share their first positions, pooled at ``eot_index``.
+
+        The prompts are ``prefix_embeddings`` ``(1, P, width)`` followed by each row of
+        ``suffix_embeddings`` ``(n, S, width)``, token embeddings before positions; ``eot_index`` counts
+        from the prompt's start and lies in the suffix. Equals :meth:`encode_embeddings` of the
+        concatenated prompts; ``changes`` are :meth:`run_shared_prefix`'s ``insert``, ``insert_at`` and
+        ``replace`` (replaced tokens after the prefix the same for every prompt). Each prompt is cut
+        after its own end token: prompts of one length run as a group.
+        """
+        shared = prefix_embeddings.shape[1]
+        if bool((eot_index < shared).any()):
+            raise ValueError(f"every end token must lie after the {shared} shared positions; got {eot_index.tolist()}")
+        # Sequences cut after their own end tokens, in groups of one length: no position after an end
+        # token is computed (on a causal tower none of them changes the pooled features).
+        own = (eot_index - shared + 1).to(suffix_embeddings.device)
+        lengths = sorted(set(own.tolist()))
+        rows = [torch.nonzero(own == length).flatten() for length in lengths]
+        suffix = [self.embed(suffix_embeddings[index, :length], start=shared) for index, length in zip(rows, lengths)]
+        run = self.run_shared_prefix(self.embed(prefix_embeddings), suffix, **changes)
+        features = torch.cat([self.head(tokens, own[index] - 1) for tokens, index in zip(run.tokens, rows)])
+        return features[torch.argsort(torch.cat(rows))]
 
 
 def level_indices(layers: Sequence[int] | None, depth: int, unit: str = "levels") -> list[int]:
@@ -415,6 +567,34 @@ def _replace(x: torch.Tensor, start: int, new: torch.Tensor, at: int, group: int
     if start < 0 or end > x.shape[1] or (group and start < at + group and end > at):
         raise ValueError(f"replaced positions {start} .. {end - 1} must lie within the input, outside inserted tokens")
     return torch.cat([x[:, :start], new, x[:, end:]], dim=1)
+
+
+def _one_row(tokens: torch.Tensor, width: int, what: str) -> torch.Tensor:
+    if tokens.ndim != 3 or tokens.shape[0] != 1 or tokens.shape[-1] != width:
+        raise ValueError(
+            f"{what} must be the same for every sequence: shape (1, P, {width}); "
+            f"got {tuple(tokens.shape)}"
+        )
+    return tokens
+
+
+def _replace_shared(
+    x: torch.Tensor, groups: list[torch.Tensor], start: int, new: torch.Tensor, shared: int, at: int, group: int
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Replace positions ``start ..`` of the concatenated sequence in the prefix ``x`` and the suffix groups."""
+    end = start + new.shape[1]
+    total = shared + min(rest.shape[1] for rest in groups)
+    if start < 0 or end > total:
+        raise ValueError(f"replaced positions {start} .. {end - 1} must lie within the {total} input positions")
+    if start < shared:
+        head = _one_row(new[:, : shared - start], x.shape[-1], "replacing tokens in a shared prefix")
+        x = _replace(x, start if start < at else start + group, head, at, group)
+    if end > shared:
+        tail = new[:, max(shared - start, 0) :]
+        if len(groups) > 1:
+            tail = _one_row(tail, x.shape[-1], "replacing tokens after a prefix shared by suffix groups")
+        groups = [_replace(rest, max(start - shared, 0), tail, 0, 0) for rest in groups]
+    return x, groups
 
 
 def _without_group(x: torch.Tensor, at: int, group: int) -> torch.Tensor:

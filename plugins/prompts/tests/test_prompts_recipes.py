@@ -101,7 +101,7 @@ def test_coop_split_names_the_missing_file(tmp_path, capsys):
     assert "variants.txt not found" in capsys.readouterr().err
 
 
-def test_bench_prompts_times_both_steps(tmp_path, capsys):
+def test_bench_prompts_times_three_steps_and_counts_their_memory(tmp_path, capsys):
     import open_clip
     from mmadapt.testing_models import tiny_openclip_config
 
@@ -111,10 +111,16 @@ def test_bench_prompts_times_both_steps(tmp_path, capsys):
                  "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     assert "5 classes, batch 3, 16 context tokens, fp32" in out
-    assert re.search(r"reference CoOp step \(77 text positions, image encoder every step\): +\d+\.\d+ s", out)
-    positions = int(re.search(r"mmadapt coop step \((\d+) text positions", out).group(1))
-    assert positions < 77
-    assert re.search(r"ratio reference / ours: \d+\.\d+x", out)
+    row = r" +(\d+\.\d+) s +(\d+\.\d+) s +(\d+\.\d+) GiB"
+    assert re.search(r"reference CoOp step \(image encoder every step\) +77 x 5" + row, out)
+    length = int(re.search(r"truncated \(cached image features, cut text\) +(\d+) x 5" + row, out).group(1))
+    assert length < 77
+    shared, own = map(int, re.search(r"truncated \+ shared prefix \(mmadapt coop\) +(\d+) \+ (\d+)" + row,
+                                     out).groups()[:2])
+    assert shared == 17 and 5 * 3 <= own <= 5 * (length - shared)  # SOS and 16 context tokens once
+    for ratio in ("reference / ours", "truncated / ours", "reference / ours, CPU time", "reference / ours, memory",
+                  "truncated / ours, memory"):
+        assert re.search(f"ratio {ratio}: \\d+\\.\\d+x", out)
 
 
 DOCUMENTED = [REPO / "docs" / "methods" / "coop.md", REPO / "plugins" / "prompts" / "README.md"]

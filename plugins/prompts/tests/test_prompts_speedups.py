@@ -54,14 +54,20 @@ def test_one_text_pass_per_step_equals_one_per_image(backbone, make_adapter):
 
 
 def count_text_passes(backbone, monkeypatch) -> list[int]:
+    """Prompts per text-encoder call, whole (``encode_embeddings``) or with a shared prefix."""
     calls: list[int] = []
-    original = backbone.text.encode_embeddings
+    whole, shared = backbone.text.encode_embeddings, backbone.text.encode_shared_prefix
 
     def counting(embeddings, eot_index):
         calls.append(embeddings.shape[0])
-        return original(embeddings, eot_index)
+        return whole(embeddings, eot_index)
+
+    def counting_shared(prefix, suffix, eot_index, **changes):
+        calls.append(suffix.shape[0])
+        return shared(prefix, suffix, eot_index, **changes)
 
     monkeypatch.setattr(backbone.text, "encode_embeddings", counting)
+    monkeypatch.setattr(backbone.text, "encode_shared_prefix", counting_shared)
     return calls
 
 

@@ -341,13 +341,23 @@ class OpenClipTokenTextTower(OpenClipTextTower, TokenTextTower):
             return token_ids.argmax(dim=-1)
         return (token_ids == self._eos_id).int().argmax(dim=-1)
 
-    def embed(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Embeddings cast to the transformer's dtype plus the first L positional embeddings."""
-        length = embeddings.shape[1]
-        if length > self.context_length:
-            raise ValueError(f"{self.name}: {length} text positions given, the model has {self.context_length}")
+    def embed(self, embeddings: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Embeddings cast to the transformer's dtype plus positional embeddings ``start .. start + L - 1``."""
+        end = start + embeddings.shape[1]
+        if start < 0 or end > self.context_length:
+            raise ValueError(
+                f"{self.name}: text positions {start} .. {end - 1} given, the model has 0 .. {self.context_length - 1}"
+            )
         dtype = self.text.transformer.get_cast_dtype()
-        return embeddings.to(dtype) + self.text.positional_embedding[:length].to(dtype)
+        return embeddings.to(dtype) + self.text.positional_embedding[start:end].to(dtype)
+
+    @property
+    def shares_prefixes(self) -> bool:
+        """Causal, and every block is open_clip's standard one (``nn.MultiheadAttention``, which takes prefixes)."""
+        return self._causal and all(
+            not isinstance(block, CustomResidualAttentionBlock) and isinstance(block.attn, nn.MultiheadAttention)
+            for block in self.text.transformer.resblocks
+        )
 
     def final_norm(self, tokens: torch.Tensor) -> torch.Tensor:
         """``ln_final``."""

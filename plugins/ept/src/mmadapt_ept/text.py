@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from mmadapt import Adapter, Backbone, HandwrittenTextFeatures, PromptLearner, Task, UserError, new_context
 
 from .parts import EptParts
@@ -89,11 +88,8 @@ class Ept(Adapter):
         """Normalised text features ``(n_classes, embed_dim)`` of the current prompts."""
         offset = self.parts.offset()
         prompt = self.parts.prompt(self.prompt.ctx, offset)
-        n = self.positions
-        if n > offset.shape[0]:
-            offset = F.pad(offset, (0, 0, 0, n - offset.shape[0]))  # positions after s get no offset
-        embeddings = self.prompt.assemble(prompt)[:, :n] + offset[:n].to(prompt.dtype)
-        return self.prompt.encode(self.backbone, embeddings)
+        # Positions after s get no offset; the start token and P, the same in every prompt, run once.
+        return self.prompt.encode_context(self.backbone, prompt, offset=offset, positions=self.positions)
 
     def handwritten_text_features(self) -> torch.Tensor:
         """Normalised features of the dataset's hand-written prompts of the current classes (KgCoOp's targets)."""

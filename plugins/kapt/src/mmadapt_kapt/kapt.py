@@ -113,7 +113,8 @@ class Kapt(Adapter):
         bias = self.class_bias()
         if bias is not None:
             context = context + bias[:, None, :]
-        return self.prompt.encode(self.backbone, self.prompt.assemble(context))
+        # Without the bias the context is shared, so the prompts' common start runs once.
+        return self.prompt.encode_context(self.backbone, context)
 
     def image_feature(self, batch: dict[str, Any]) -> torch.Tensor:
         """Normalised image features ``(B, embed_dim)``: CLIP's, blended with the head's by ``alpha``."""

@@ -1,10 +1,17 @@
-"""``adapt bench prompts``: one training step of our coop against a reference CoOp step, side by side.
+"""``adapt bench prompts``: one coop training step three ways, side by side, time and activation memory.
 
-Both train the same context on the same batch of the same randomly initialised open_clip model with
-SGD, in fp32. The reference step is CoOp's own (:mod:`.reference`): image encoder on the pixels
-and a 77-position text pass every step. Ours is what ``adapt run`` does with ``augment: none``:
-image features cached once by the engine (their one-time cost is printed separately), the text
-sequence cut after the longest prompt's end token.
+All three train the same context on the same batch of the same randomly initialised open_clip model
+with SGD, in fp32. The reference step is CoOp's own (:mod:`.reference`): image encoder on the pixels
+and a 77-position text pass every step. ``truncated`` is what ``adapt run`` does with ``augment:
+none`` and the shared prefix switched off: image features cached once by the engine (their one-time
+cost is printed separately), the text sequence cut after the longest prompt's end token. ``ours``
+adds the shared prefix, ``adapt run``'s default: SOS and the context run once, only each class's
+name, ending and end token per class.
+
+Memory is the activation memory of a step: the bytes of every distinct tensor the forward pass saves
+for backward (``torch.autograd.graph.saved_tensors_hooks``; parameters not counted), what a training
+step holds between its forward and backward pass. It is counted in a forward pass that keeps none of
+them, so a variant that would not fit in memory is still measured; such a variant is not timed.
 """
 
 from __future__ import annotations
@@ -36,27 +43,36 @@ def classnames(count: int) -> list[str]:
             for i in range(count)]
 
 
-def seconds(step: Callable[[], None]) -> float:
-    """Wall time of one call."""
-    started = time.perf_counter()
+def seconds(step: Callable[[], None]) -> tuple[float, float]:
+    """Wall time and this process's CPU time (all its threads) of one call.
+
+    On a machine other jobs share, wall time grows with their load and CPU time much less; with one
+    thread CPU time is the step's own cost, with more it also counts threads waiting for each other.
+    """
+    started, cpu = time.perf_counter(), time.process_time()
     step()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+#: The variants, in the order they are printed and timed.
+VARIANTS = ("reference", "truncated", "ours")
 
 
 @dataclass
 class Steps:
-    """One training step of each kind on the same batch, both starting from the same context."""
+    """One training step of each variant on the same batch, all starting from the same context."""
 
-    reference: Callable[[], None]
-    ours: Callable[[], None]
-    #: Text positions our step runs (the reference runs all ``context_length``).
-    positions: int
+    #: Per variant, a full SGD step and the loss of its forward pass alone.
+    steps: dict[str, Callable[[], None]]
+    losses: dict[str, Callable[[], object]]
+    #: Text positions each variant runs: ``"77 x 100"``, ``"22 x 100"``, ``"17 + 365"`` (shared once + per class).
+    positions: dict[str, str]
     #: Seconds to compute the batch's image features once (the engine's cache).
     cache_s: float
 
 
 def build_steps(backbone, names: list[str], pixels, labels, n_ctx: int) -> Steps:
-    """SGD steps (Dassl's settings) of our coop and of the reference CoOp on ``pixels`` and ``labels``."""
+    """SGD steps (Dassl's settings) of the reference CoOp and of our coop, truncated and with the shared prefix."""
     import torch
     import torch.nn.functional as F
     from mmadapt import Task
@@ -66,28 +82,101 @@ def build_steps(backbone, names: list[str], pixels, labels, n_ctx: int) -> Steps
     from .reference import ReferenceCoop
 
     ours = Coop(CoopConfig(n_ctx=n_ctx), backbone, Task(names)).train()
+    truncated = Coop(CoopConfig(n_ctx=n_ctx), backbone, Task(names)).train()
+    truncated.prompt.share_prefix = False
+    with torch.no_grad():
+        truncated.prompt.ctx.copy_(ours.prompt.ctx)
     reference = ReferenceCoop(backbone, names, ours.prompt.ctx).train()
     started = time.perf_counter()
     with torch.no_grad():
         batch = {"image_features": backbone.encode_image(pixels).float(), "label": labels}
     cache_s = time.perf_counter() - started
 
-    def sgd_step(param, logits_of: Callable[[], torch.Tensor]) -> Callable[[], None]:
+    losses = {
+        "reference": lambda: F.cross_entropy(reference(pixels), labels),
+        "truncated": lambda: F.cross_entropy(truncated(batch)["logits"], labels),
+        "ours": lambda: F.cross_entropy(ours(batch)["logits"], labels),
+    }
+    params = {"reference": reference.ctx, "truncated": truncated.prompt.ctx, "ours": ours.prompt.ctx}
+
+    def sgd_step(param, loss_of: Callable[[], torch.Tensor]) -> Callable[[], None]:
         optimizer = torch.optim.SGD([param], lr=0.002, momentum=0.9, weight_decay=5e-4)
 
         def step() -> None:
-            F.cross_entropy(logits_of(), labels).backward()
+            loss_of().backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
         return step
 
+    classes, length, shared = len(names), ours.prompt.length, ours.prompt.shared_length
+    own = int((ours.prompt.eot + 1 - shared).sum())  # each prompt cut after its own end token
     return Steps(
-        reference=sgd_step(reference.ctx, lambda: reference(pixels)),
-        ours=sgd_step(ours.prompt.ctx, lambda: ours(batch)["logits"]),
-        positions=ours.prompt().shape[1],
+        steps={name: sgd_step(params[name], losses[name]) for name in VARIANTS},
+        losses=losses,
+        positions={
+            "reference": f"{backbone.text.context_length} x {classes}",
+            "truncated": f"{length} x {classes}",
+            "ours": f"{shared} + {own}",
+        },
         cache_s=cache_s,
     )
+
+
+def activation_bytes(loss_of: Callable[[], object], parameters, keep: bool = False) -> int:
+    """Bytes of the distinct storages ``loss_of()``'s forward pass saves for backward, parameters not counted.
+
+    With ``keep=False`` nothing is kept (the pack hook drops each tensor after counting it), so the
+    count works for a step too large to run, and the forward pass cannot be followed by a backward
+    pass. A storage counts once while a tensor seen on it is alive; a storage freed and another
+    allocated at its address counts again. ``keep=True`` holds every saved tensor until the count is
+    done, the plain count that a test checks the other against.
+    """
+    import weakref
+
+    import torch
+
+    skip = {p.untyped_storage().data_ptr() for p in parameters}
+    seen: dict[int, list[weakref.ref]] = {}
+    kept: list[torch.Tensor] = []
+    total = 0
+
+    def pack(tensor: torch.Tensor) -> None:
+        nonlocal total
+        storage = tensor.untyped_storage()
+        address = storage.data_ptr()
+        if address in skip:
+            return
+        alive = [ref for ref in seen.get(address, []) if ref() is not None]
+        if not alive:
+            total += storage.nbytes()
+        seen[address] = [*alive, weakref.ref(tensor)]
+        if keep:
+            kept.append(tensor)
+
+    def unpack(_: None) -> torch.Tensor:
+        raise RuntimeError("activation_bytes keeps no graph; its forward pass cannot be backpropagated")
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        loss_of()
+    return total
+
+
+def available_bytes() -> int | None:
+    """Memory the system can still give this process (Linux ``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def gib(size: int) -> str:
+    """``size`` bytes in GiB, for the table."""
+    return f"{size / 2**30:.2f} GiB"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,12 +187,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-ctx", type=int, default=16, help="context tokens (default 16, CoOp's)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=1,
-                        help="timed steps of each kind; the median is reported (default 1)")
+                        help="timed steps of each variant, interleaved; the median is reported (default 1)")
 
 
 def main(args: argparse.Namespace) -> dict[str, float]:
-    """Build the model, time ``args.repeats`` steps of each kind after a small warm-up, print both times
-    and return the ratio (``adapt bench`` prints it)."""
+    """Build the model, count each variant's activation memory, time ``args.repeats`` steps of each that fits
+    after a small warm-up, print the table and return the ratios (``adapt bench`` prints them)."""
     import torch
     from mmadapt import UserError, random_openclip_backbone
 
@@ -117,19 +206,48 @@ def main(args: argparse.Namespace) -> dict[str, float]:
 
     # A two-image, two-class warm-up starts thread pools and kernels outside the timed steps.
     warm_up = build_steps(backbone, names[:2], pixels[:2], labels[:2] % 2, args.n_ctx)
-    warm_up.reference()
-    warm_up.ours()
+    for step in warm_up.steps.values():
+        step()
     steps = build_steps(backbone, names, pixels, labels, args.n_ctx)
-    times: dict[str, list[float]] = {"reference": [], "ours": []}
+    parameters = list(backbone.parameters())
+    memory = {}
+    for name in VARIANTS:
+        print(f"  activation memory: {name} ...", flush=True)
+        memory[name] = activation_bytes(steps.losses[name], parameters)
+    available = available_bytes()
+    # A variant whose activations would take most of the free memory is measured but not run.
+    fits = {name: available is None or memory[name] < 0.8 * available for name in VARIANTS}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS if fits[name]}
     for index in range(args.repeats):
         for name in times:
             print(f"  step {index + 1}/{args.repeats}: {name} ...", flush=True)
-            times[name].append(seconds(getattr(steps, name)))
-    ours_s, reference_s = statistics.median(times["ours"]), statistics.median(times["reference"])
+            times[name].append(seconds(steps.steps[name]))
+    median = {name: statistics.median(wall for wall, _ in values) for name, values in times.items()}
+    median_cpu = {name: statistics.median(cpu for _, cpu in values) for name, values in times.items()}
+
     print(f"adapt bench prompts: {args.arch} (random weights), {args.classes} classes, batch {args.batch_size}, "
           f"{args.n_ctx} context tokens, fp32, {torch.get_num_threads()} CPU threads, median of {args.repeats}")
-    print(f"  reference CoOp step ({backbone.text.context_length} text positions, image encoder every step): "
-          f"{reference_s:8.3f} s")
-    print(f"  mmadapt coop step ({steps.positions} text positions, cached image features): {ours_s:8.3f} s")
+    labels_of = {
+        "reference": "reference CoOp step (image encoder every step)",
+        "truncated": "truncated (cached image features, cut text)",
+        "ours": "truncated + shared prefix (mmadapt coop)",
+    }
+    print(f"  {'step':<48} {'text positions':>16} {'time':>10} {'CPU time':>10} {'activation memory':>18}")
+    for name in VARIANTS:
+        took = f"{median[name]:8.3f} s" if name in median else "not run"
+        cpu = f"{median_cpu[name]:8.3f} s" if name in median else ""
+        print(f"  {labels_of[name]:<48} {steps.positions[name]:>16} {took:>10} {cpu:>10} {gib(memory[name]):>18}")
     print(f"  (image features of the batch: {steps.cache_s:.3f} s, computed once per run by the engine's cache)")
-    return {"reference / ours": reference_s / ours_s}
+    print("  (time: wall clock; CPU time: this process, all threads; activation memory: bytes saved for backward")
+    print("   by one step's forward pass, weights not counted)")
+    for name in VARIANTS:
+        if not fits[name]:
+            print(f"  ({name} not run: its activations alone take {gib(memory[name])}, "
+                  f"{gib(available or 0)} of memory available)")
+    ratios = {}
+    for baseline in ("reference", "truncated"):
+        if baseline in median and "ours" in median:
+            ratios[f"{baseline} / ours"] = median[baseline] / median["ours"]
+            ratios[f"{baseline} / ours, CPU time"] = median_cpu[baseline] / median_cpu["ours"]
+        ratios[f"{baseline} / ours, memory"] = memory[baseline] / memory["ours"]
+    return ratios

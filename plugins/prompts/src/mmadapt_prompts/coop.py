@@ -23,8 +23,8 @@ class Coop(PromptAdapter):
         return new_context(self.backbone, config.n_ctx, config.init, self.task.n_classes if config.csc else None)
 
     def text_features(self) -> torch.Tensor:
-        """Normalised text features ``(n_classes, embed_dim)`` of the current prompts."""
-        return self.encode_prompts(self.prompt())
+        """Normalised text features ``(n_classes, embed_dim)`` of the current prompts (shared prefix run once)."""
+        return self.prompt.encode_context(self.backbone, self.prompt.ctx)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Logits of the batch's images against the learned prompts' text features (cached in eval)."""

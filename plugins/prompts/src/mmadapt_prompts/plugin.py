@@ -36,8 +36,9 @@ def register_protocols(register: Callable[..., None]) -> None:
 
 @hookimpl
 def register_benchmarks(register: Callable[..., None]) -> None:
-    """Register ``prompts``: ``adapt bench prompts`` times our coop step against CoOp's."""
-    register("prompts", "mmadapt_prompts.bench:main", "one training step of coop timed against a reference CoOp step",
+    """Register ``prompts``: ``adapt bench prompts``, CoOp's step, ours truncated and ours with the shared prefix."""
+    register("prompts", "mmadapt_prompts.bench:main",
+             "one coop training step three ways (reference, truncated, shared prefix): time and memory",
              add_arguments="mmadapt_prompts.bench:add_arguments")
 
 
