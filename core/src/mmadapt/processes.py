@@ -4,7 +4,9 @@ the check that keeps them in step at collective calls, and the stall watchdog th
 from __future__ import annotations
 
 import faulthandler
+import functools
 import os
+import signal
 import sys
 from typing import Any
 
@@ -73,10 +75,12 @@ def feed_watchdog() -> None:
 
     When this process then makes no progress (no training step, pass batch or collective call) for
     that many seconds, it prints the stack of every thread to stderr and exits (code 1), so a hang
-    ends with a report instead of holding the machines. Without the variable this does nothing.
+    ends with a report instead of holding the machines; terminated by its launcher (SIGTERM), it
+    prints its stacks too. Without the variable this does nothing.
     """
     seconds = _watchdog_seconds()
     if seconds:
+        _report_when_terminated()
         faulthandler.dump_traceback_later(seconds, exit=True, file=sys.stderr)
 
 
@@ -84,6 +88,14 @@ def stop_watchdog() -> None:
     """Stop the stall watchdog until the next :func:`feed_watchdog` (a run finished)."""
     if _watchdog_seconds():
         faulthandler.cancel_dump_traceback_later()
+
+
+@functools.cache
+def _report_when_terminated() -> None:
+    """Print the stacks on SIGTERM too: a launcher (torchrun) terminates the other processes when one
+    exits, and those stacks show where each of them waited."""
+    if hasattr(signal, "SIGTERM") and hasattr(faulthandler, "register"):
+        faulthandler.register(signal.SIGTERM, file=sys.stderr, all_threads=True, chain=True)
 
 
 def _watchdog_seconds() -> float:
