@@ -13,10 +13,8 @@ import pytest
 import torch
 from mmadapt.testing import ProcessCase, assert_same_across_processes
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")]
-
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
 #: ShapesWorld cut to seconds: a few small images, a few steps.
 SHORT = ("data.train_size=48", "data.test_size=16", "data.image_size=32", "data.shots=2", "train.epochs=2",
          "train.batch_size=4", "eval.batch_size=6")
@@ -33,5 +31,18 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 def test_core_baselines_give_the_one_process_metrics_on_two(tmp_path):
     assert_same_across_processes(CASES, tmp_path)
+
+
+def test_every_plugin_with_adapters_or_protocols_runs_them_in_the_matrix():
+    plugins = [folder for folder in sorted((ROOT / "plugins").iterdir())
+               if any(hook in path.read_text() for path in folder.glob("src/*/plugin.py")
+                      for hook in ("def register_adapters", "def register_protocols"))]
+    assert len(plugins) >= 5
+    missing = [folder.name for folder in plugins
+               if not any("assert_same_across_processes" in test.read_text()
+                          for test in folder.glob("tests/test_*_processes.py"))]
+    assert missing == [], f"plugins without tests/test_<plugin>_processes.py (see docs/testing-plugins.md): {missing}"
