@@ -20,7 +20,7 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,6 @@ class ProcessCase:
     reason: str = ""
     #: When the recipe cannot run on several processes: text the multi-process run's error must contain.
     error: str | None = None
-    #: Metric keys not compared, each with its reason in ``reason``.
-    skip: tuple[str, ...] = field(default_factory=tuple)
 
 
 def assert_same_across_processes(cases: list[ProcessCase], folder: str | Path, processes: int = 2,
@@ -85,7 +83,7 @@ def _differences(case: ProcessCase, one: dict, many: dict, processes: int) -> li
         problems.append(f"{case.name}: {one['steps']} steps in 1 process, {many['steps']} on {processes}")
     if set(one["metrics"]) != set(many["metrics"]):
         problems.append(f"{case.name}: metric keys differ: {sorted(set(one['metrics']) ^ set(many['metrics']))}")
-    for key in sorted(set(one["metrics"]) & set(many["metrics"]) - set(case.skip)):
+    for key in sorted(set(one["metrics"]) & set(many["metrics"])):
         a, b = one["metrics"][key], many["metrics"][key]
         same = a == b if case.tolerance == 0 else math.isclose(a, b, rel_tol=case.tolerance, abs_tol=case.tolerance)
         if not same:
