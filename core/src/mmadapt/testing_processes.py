@@ -151,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         except UserError as error:  # raised alike on every process (checked in step), so the next case can run
             if is_main_process():
                 Path(case["error_file"]).write_text(str(error))
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # A process group left to the interpreter's exit can abort in gloo's teardown.
+        torch.distributed.destroy_process_group()
     return 0
 
 
