@@ -1,5 +1,5 @@
 """A test plugin for subprocess runs: a protocol that saves each rank's weights, a three-stage protocol
-with a two-group adapter, and a killer hook.
+with a two-group adapter, a protocol that runs a frozen pass on the main process only, and a killer hook.
 
 ``KILL_AT_STEP=N`` makes the process SIGKILL itself at step N once a checkpoint exists, like a crash;
 with ``KILL_SEED=S`` only in the run of seed S.
@@ -166,6 +166,29 @@ def build_three_stages(config):
     return ThreeStages(config)
 
 
+@dataclass
+class MainOnlyPassConfig:
+    pass
+
+
+def build_main_only_pass(config):
+    from mmadapt import Protocol
+
+    class MainOnlyPass(Protocol):
+        """Evaluate, then a frozen pass on the main process only: the mistake that hangs a data-parallel run."""
+
+        def run(self, run):
+            metrics = self.evaluate(run)
+            if run.is_main:
+                run.features("test", lambda batch: {"label": batch["label"]}, desc="main only")
+            return metrics
+
+        def evaluate(self, run):
+            return run.evaluate("test")
+
+    return MainOnlyPass(config)
+
+
 @hookimpl
 def register_adapters(register):
     register("two-groups", build_two_groups, TwoGroupsConfig, "test: a linear head in two parameter groups")
@@ -180,6 +203,7 @@ def register_metrics(register):
 def register_protocols(register):
     register("save-ranks", build_save_ranks, SaveRanksConfig, "train, save each rank's weights, evaluate")
     register("three-stages", build_three_stages, ThreeStagesConfig, "test: stages a, b, c over two groups")
+    register("main-only-pass", build_main_only_pass, MainOnlyPassConfig, "test: a frozen pass on the main process")
 
 
 @hookimpl

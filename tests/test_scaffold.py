@@ -75,6 +75,7 @@ def test_new_plugin_writes_a_complete_package(tmp_path, capsys):
         "src/mmadapt_tip/config.py",
         "src/mmadapt_tip/plugin.py",
         "tests/test_plugin.py",
+        "tests/test_tip_processes.py",
     ]
     project = read_toml(package / "pyproject.toml")["project"]
     assert project["name"] == "mmadapt-tip"
@@ -151,7 +152,7 @@ def test_scaffold_install_test_run_and_list(tmp_path):
         tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                                cwd=package, capture_output=True, text=True, timeout=300)
         assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
-        assert "7 passed" in tests.stdout
+        assert "8 passed" in tests.stdout  # with the 2-process case
 
         listed = run_adapt(["plugins", "--json"])
         entry = next(e for e in json.loads(listed.stdout) if e["distribution"] == names.dist)

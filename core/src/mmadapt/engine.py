@@ -19,6 +19,7 @@ from .evaluation import evaluate_split, fresh_metrics, serving
 from .feature_cache import FeatureCache
 from .fitting import check_stage_length, fit_stage
 from .passes import PerSample, sharded_pass, to_device
+from .processes import in_step
 from .run_context import RunContext
 from .rundir import atomic_write
 from .stage_checkpoints import load_weights, restore_protocol_state
@@ -86,6 +87,15 @@ class Run:
         return self._context.is_main
 
     @property
+    def num_processes(self) -> int:
+        """How many processes share the work (data-parallel); each batch is split over them.
+
+        DDP averages the processes' gradients, which is the single-process gradient for a loss that
+        averages over the batch's items; a term that sums over the items multiplies by this count.
+        """
+        return self._context.num_processes
+
+    @property
     def folder(self) -> Path:
         """The run directory, to read (``checkpoints/``); write with :meth:`save_json` and :meth:`save_figure`."""
         return self._context.run_dir.path
@@ -101,10 +111,11 @@ class Run:
         (``(outputs, batch) -> (loss, terms)``) replaces the recipe's for this stage, ``batch_size``
         replaces ``train.batch_size``. Each stage has its own optimiser and schedule. ``stage`` names
         the checkpoints (letters, digits, ``_.-``): a stage whose final checkpoint exists is loaded and
-        skipped, a started one resumes from its newest checkpoint.
+        skipped, a started one resumes from its newest checkpoint. Collective, like :meth:`evaluate`.
         """
         check_stage_name(stage)
         check_stage_length(stage, epochs, iterations, batch_size)
+        in_step(f"Run.fit(stage={stage!r})", self.num_processes)
         augment = self.recipe.data.config.augment != "none"
         dataset = self._features.serve(self._adapter, self._split(split), self._name(split, stage), augment)
         if len(dataset) == 0:
@@ -123,6 +134,7 @@ class Run:
         run every process calls it; each evaluates its share and all get the same numbers.
         """
         prefix = prefix or self._name(split, "split")
+        in_step(f"Run.evaluate(prefix={prefix!r})", self.num_processes)
         with serving(self._adapter, task):
             dataset = self._features.serve(self._adapter, self._split(split), self._name(split, prefix), augment=False)
             results = evaluate_split(self._context, self._adapter, dataset, fresh_metrics(self._context, metrics),
@@ -139,6 +151,8 @@ class Run:
         order, with ``"index"``; in a data-parallel run each process computes its share and all get
         the whole result. Empty when nothing was readable. Collective, like :meth:`evaluate`.
         """
+        desc = desc or f"features {self._name(split, 'split')}"
+        in_step(f"Run.features({desc!r})", self.num_processes)
         dataset = self._split(split).with_transform(self._context.transforms[1])
         accelerator = self._context.accelerator
 
@@ -147,7 +161,7 @@ class Run:
                 values = fn(to_device(batch, accelerator.device))
             return {"index": batch["index"], **values}
 
-        return sharded_pass(self._context, dataset, on_device, desc or f"features {self._name(split, 'split')}")
+        return sharded_pass(self._context, dataset, on_device, desc)
 
     def save_json(self, name: str, payload: Any) -> None:
         """Write ``payload`` as JSON to ``name`` in the run directory, on the main process only (atomically)."""
@@ -179,6 +193,7 @@ class Run:
 
         Collective: every process's skip record is merged first.
         """
+        in_step("Run.summary()", self.num_processes)
         self._context.merge_skipped()
         return {"params": self._adapter.parameter_counts(), "steps": self.steps,
                 "skipped_images": self._context.skipped.count}

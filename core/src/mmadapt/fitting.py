@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from .errors import NonFiniteLossError, UserError
 from .optim import build_optimizer, build_scheduler
 from .passes import loader, to_device
+from .processes import feed_watchdog
 from .sampling import batches_of, seed_everything
 from .stage_checkpoints import restore_stage, save_stage
 
@@ -33,11 +34,33 @@ def check_stage_length(stage: str, epochs: int | None, iterations: int | None, b
         raise UserError(f"run.fit(stage={stage!r}): give the stage's length as epochs or iterations, not both")
 
 
+def check_batch_split(stage: str, items: int, batch_size: int, num_processes: int) -> None:
+    """A ``UserError`` unless every global batch of the stage splits evenly over the processes.
+
+    Each process takes every ``num_processes``-th item of a global batch and DDP averages their
+    gradients: the single-process gradient only when every process holds as many items (a process
+    with none would leave the others waiting in the gradient exchange).
+    """
+    if num_processes == 1:
+        return
+    sizes = sorted({len(batch) for batch in batches_of(items, batch_size)})
+    uneven = [size for size in sizes if size % num_processes]
+    if uneven:
+        reason = (f"its batch size is {batch_size}" if batch_size in uneven
+                  else f"its {items} items make one batch of {uneven[0]}")
+        raise UserError(
+            f"run.fit(stage={stage!r}): {reason}, which does not split evenly over {num_processes} processes. "
+            f"Set train.batch_size (or the protocol's batch size for this stage) to a multiple of {num_processes}, "
+            "or run on a process count that divides it; see docs/multi-gpu.md"
+        )
+
+
 def fit_stage(context: RunContext, adapter: Adapter, state: RunState, dataset: Split, objective: Callable, *,
               stage: str, epochs: int | None, iterations: int | None, groups: list[str] | None,
               batch_size: int) -> None:
     """Train ``stage`` on ``dataset`` (see :meth:`mmadapt.Run.fit`); skip it when finished, resume it when started."""
     train = context.recipe.train
+    check_batch_split(stage, len(dataset), batch_size, context.num_processes)
     steps_per_epoch = math.ceil(len(batches_of(len(dataset), batch_size)) / train.grad_accum)
     epochs = math.ceil(iterations / steps_per_epoch) if iterations else epochs or train.epochs
     stage_steps = iterations or epochs * steps_per_epoch
@@ -105,6 +128,7 @@ def _train_epoch(context: RunContext, model, optimizer, scheduler, trained, obje
             scheduler.step()
         context.steps += 1
         taken += 1
+        feed_watchdog()
         progress.update(1)
         if context.steps % train.log_every == 0:
             # Throughput since the last log, data loading included, over every process.

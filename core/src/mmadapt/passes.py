@@ -11,7 +11,8 @@ from tqdm.auto import tqdm
 
 from .data import collate
 from .errors import UserError
-from .sampling import GlobalBatchSampler, stable_seed
+from .processes import feed_watchdog
+from .sampling import GlobalBatchSampler, SeededItems, stable_seed
 
 if TYPE_CHECKING:
     from .run_context import RunContext
@@ -22,10 +23,16 @@ PerSample = torch.Tensor | list
 
 
 def loader(context: RunContext, dataset, batch_size: int, shuffle: bool, epoch_seed: tuple | None = None) -> DataLoader:
-    """This process's share of ``dataset`` in (seeded, when ``shuffle``) global batches."""
+    """This process's share of ``dataset`` in (seeded, when ``shuffle``) global batches.
+
+    With ``epoch_seed`` each item's random draws (augmentation) are seeded from it and the item's index.
+    """
     state = context.accelerator.state
-    return batch_loader(dataset, batch_size, shuffle=shuffle, seed=stable_seed(*epoch_seed) if epoch_seed else 0,
-                        rank=state.process_index, world=state.num_processes, workers=context.recipe.train.num_workers)
+    seed = stable_seed(*epoch_seed) if epoch_seed else 0
+    if epoch_seed:
+        dataset = SeededItems(dataset, seed)
+    return batch_loader(dataset, batch_size, shuffle=shuffle, seed=seed, rank=state.process_index,
+                        world=state.num_processes, workers=context.recipe.train.num_workers)
 
 
 def batch_loader(dataset, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1,
@@ -57,6 +64,7 @@ def sharded_pass(
             if "index" not in batch:  # every image of the batch was unreadable and skipped
                 continue
             result = {k: _to_cpu(v) for k, v in per_batch(batch).items()}
+            feed_watchdog()
             if stream is not None:
                 stream(result)
             else:

@@ -17,7 +17,7 @@ from .engine import Run
 from .errors import UserError
 from .plots import draw_training_curves
 from .plugins import PluginManager, get_plugin_manager, plugin_report
-from .processes import cpu_only, is_main_process, wait_for_everyone
+from .processes import cpu_only, feed_watchdog, is_main_process, stop_watchdog, wait_for_everyone
 from .recipe import Recipe, load_recipe, validate_recipe
 from .run_context import RunContext
 from .rundir import SEEDS, SUMMARY, RunDir, shared_timestamp
@@ -74,6 +74,7 @@ def run_recipe(recipe: Recipe, run_dir: RunDir, manager: PluginManager | None = 
     """
     manager = manager or get_plugin_manager()
     started = time.perf_counter()
+    feed_watchdog()
     if is_main_process():
         run_dir.write_recipe(recipe.given, recipe.resolved)
         run_dir.write_env(plugin_report(manager))
@@ -89,7 +90,8 @@ def run_recipe(recipe: Recipe, run_dir: RunDir, manager: PluginManager | None = 
         run_dir.write_json(SUMMARY, summary)
         draw_training_curves(run_dir.path)
         manager.lifecycle.on_run_end(run=run, summary=summary)
-    wait_for_everyone()
+    wait_for_everyone("the run's end (after protocol.run and summary.json)")
+    stop_watchdog()
     return summary
 
 
@@ -166,6 +168,7 @@ def evaluate_run(path: str | Path, overrides: list[str] | None = None,
     run_dir = RunDir(path)
     recipe = _saved_recipe(run_dir, manager, overrides or [])
     found = read_checkpoints(run_dir.path)
+    feed_watchdog()
     eval_dir = RunDir.create(recipe.name, run_dir.path / "evals" / shared_timestamp("%Y%m%d-%H%M%S"))
     if is_main_process():
         eval_dir.write_recipe(recipe.given, recipe.resolved)
@@ -176,6 +179,7 @@ def evaluate_run(path: str | Path, overrides: list[str] | None = None,
     if is_main_process():
         eval_dir.write_json(SUMMARY, {"name": recipe.name, "seed": recipe.seed, "metrics": metrics,
                                       "checkpoint": str(found[-1].folder) if found else None})
+    stop_watchdog()
     print_table(recipe, {"metrics": metrics})
     return metrics
 

@@ -3,7 +3,8 @@
 Shuffling and augmentation are seeded from (seed, stage, epoch), so an epoch draws the same batches
 whether the run is fresh or resumed, and every data-parallel rank agrees on the global batch: rank r
 takes items r, r + world, ... of each global batch, and DDP's gradient mean equals the one-process
-mean over the same global batch.
+mean over the same global batch. Each training item's augmentation is drawn from (epoch seed, item
+index), so an item is cropped and flipped alike whichever process, or loader worker, reads it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ class GlobalBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(batches_of(self.n, self.batch_size, drop_last=self.shuffle))
+
+
+class SeededItems(torch.utils.data.Dataset):
+    """``dataset`` with Python, NumPy and torch seeded from (``seed``, item index) before each item is read."""
+
+    def __init__(self, dataset: Any, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        seed_everything(self.seed, index)
+        return self.dataset[index]
 
 
 def batches_of(n: int, batch_size: int, drop_last: bool = True) -> list[range]:

@@ -16,6 +16,7 @@ from .checkpoints import (
     write_checkpoint,
 )
 from .errors import UserError
+from .processes import in_step
 
 if TYPE_CHECKING:
     from .adapter import Adapter
@@ -29,7 +30,7 @@ def save_stage(context: RunContext, adapter: Adapter, state: RunState, stage: st
     Collective: every process merges its skip record and waits; the main process writes.
     """
     context.merge_skipped()
-    context.accelerator.wait_for_everyone()
+    in_step(f"the checkpoint of stage {stage!r}, epoch {epoch}", context.num_processes)
     if not context.is_main:
         return
     tensors = adapter.state_dict()

@@ -13,7 +13,8 @@ Installing mmadapt makes these fixtures available to every test suite, with no c
 Helpers: ``tiny_recipe(**sections)``, ``tiny_recipe_from(path, **sections)``,
 ``run_recipe(recipe, output_dir) -> summary``, ``tiny_bundle``, ``make_batch``, ``train_steps``,
 ``parameter_snapshot``, ``assert_only_trainable_changed``, ``assert_adapter_contract``,
-``assert_shared_prefix_exact`` and ``assert_import_is_cheap``. docs/testing-plugins.md shows each with an example.
+``assert_shared_prefix_exact``, ``assert_import_is_cheap``, and the multi-process matrix's ``ProcessCase`` and
+``assert_same_across_processes``. docs/testing-plugins.md shows each with an example.
 
 Importing this module stays cheap (pytest loads it at start-up): torch loads inside the helpers.
 """
@@ -33,6 +34,8 @@ import pytest
 from .config import DataConfig
 from .hookspecs import hookimpl
 from .plugins import PluginManager, get_plugin_manager, reset_plugin_manager
+from .testing_processes import ProcessCase as ProcessCase
+from .testing_processes import assert_same_across_processes as assert_same_across_processes
 
 if TYPE_CHECKING:
     import torch

@@ -35,23 +35,30 @@ def image_features(run, split: Split, key: str = "image", enhanced: bool = False
     return run.features(split, embed, desc=f"features ({'enhanced ' if enhanced else ''}{key})")["features"]
 
 
-def identity_objective(adapter, weight: float, level_weights: list[float]) -> Callable:
-    """``weight * L_id`` between the network's outputs and its inputs."""
+def identity_objective(adapter, weight: float, level_weights: list[float], processes: int = 1) -> Callable:
+    """``weight * L_id`` between the network's outputs and its inputs.
+
+    L_id sums over the batch's images, so on ``processes`` data-parallel processes (each holding its
+    share of the batch, their gradients averaged) it counts ``processes`` times: the gradient of the
+    whole batch's sum, as in one process.
+    """
 
     def objective(outputs: dict, batch: dict):
         identity = adapter.identity(outputs["images"], batch["image"], level_weights)
-        return weight * identity, {"identity": identity}
+        return weight * processes * identity, {"identity": identity}
 
     return objective
 
 
-def rave_objective(adapter, guidance_weight: float, identity_weight: float) -> Callable:
-    """RAVE's enhancement loss ``guidance_weight * L_guid + identity_weight * L_id``."""
+def rave_objective(adapter, guidance_weight: float, identity_weight: float, processes: int = 1) -> Callable:
+    """RAVE's enhancement loss ``guidance_weight * L_guid + identity_weight * L_id`` (L_id summed over
+    the images, counted ``processes`` times as in :func:`identity_objective`)."""
 
     def objective(outputs: dict, batch: dict):
         guidance = guidance_loss(adapter.embed(outputs["images"]), adapter.residual, adapter.residual_target)
         identity = adapter.identity(outputs["images"], batch["image"])
-        return guidance_weight * guidance + identity_weight * identity, {"guidance": guidance, "identity": identity}
+        loss = guidance_weight * guidance + identity_weight * processes * identity
+        return loss, {"guidance": guidance, "identity": identity}
 
     return objective
 
@@ -65,7 +72,8 @@ def warm_up(run, split: Split, config: StageConfig) -> None:
     The remaining iterations are stage ``warmup``. The PSNR of each try is kept in ``run.state``.
     """
     adapter = run.adapter
-    objective = identity_objective(adapter, config.warmup_identity_weight, [1.0] * len(adapter.levels))
+    objective = identity_objective(adapter, config.warmup_identity_weight, [1.0] * len(adapter.levels),
+                                   run.num_processes)
     fit = dict(groups=["network"], objective=objective, batch_size=config.warmup_batch_size)
     check = min(config.restart_check_iterations, config.warmup_iterations)
     tried = 0
