@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import signal
 
 import pytest
@@ -166,3 +167,10 @@ def test_save_json_and_save_figure_write_on_the_main_process_only(tiny_plugin, p
     run.save_json("other.json", {"a": 2})
     run.save_figure("other.png", Image.new("RGB", (4, 4)))
     assert not (tmp_path / "other.json").exists() and not (tmp_path / "other.png").exists()
+
+
+def test_the_run_front_stays_small():
+    """The loops, passes, checkpoints and records live in their own modules; Run only fronts them."""
+    import mmadapt.engine
+
+    assert len(Path(mmadapt.engine.__file__).read_text(encoding="utf-8").splitlines()) <= 200

@@ -18,10 +18,9 @@ from .errors import UserError
 from .evaluation import evaluate_split, fresh_metrics, serving
 from .feature_cache import FeatureCache
 from .fitting import check_stage_length, fit_stage
-from .passes import PerSample, sharded_pass, to_device
+from .passes import PerSample, sharded_pass, split_label, to_device
 from .processes import in_step
 from .run_context import RunContext
-from .rundir import atomic_write
 from .stage_checkpoints import load_weights, restore_protocol_state
 
 if TYPE_CHECKING:
@@ -117,9 +116,10 @@ class Run:
         check_stage_length(stage, epochs, iterations, batch_size)
         in_step(f"Run.fit(stage={stage!r})", self.num_processes)
         augment = self.recipe.data.config.augment != "none"
-        dataset = self._features.serve(self._adapter, self._split(split), self._name(split, stage), augment)
+        label = split_label(self._bundle, split, stage)
+        dataset = self._features.serve(self._adapter, self._split(split), label, augment)
         if len(dataset) == 0:
-            raise UserError(f"split {self._name(split, stage)!r} is empty; nothing to train on")
+            raise UserError(f"split {label!r} is empty; nothing to train on")
         fit_stage(self._context, self._adapter, self._state, dataset, objective or self._objective, stage=stage,
                   epochs=epochs, iterations=iterations, groups=groups,
                   batch_size=batch_size or self.recipe.train.batch_size)
@@ -133,10 +133,11 @@ class Run:
         recipe's ``eval.metrics``, e.g. mAP over the classes seen so far. Collective: in a data-parallel
         run every process calls it; each evaluates its share and all get the same numbers.
         """
-        prefix = prefix or self._name(split, "split")
+        prefix = prefix or split_label(self._bundle, split, "split")
         in_step(f"Run.evaluate(prefix={prefix!r})", self.num_processes)
         with serving(self._adapter, task):
-            dataset = self._features.serve(self._adapter, self._split(split), self._name(split, prefix), augment=False)
+            label = split_label(self._bundle, split, prefix)
+            dataset = self._features.serve(self._adapter, self._split(split), label, augment=False)
             results = evaluate_split(self._context, self._adapter, dataset, fresh_metrics(self._context, metrics),
                                      prefix)
         self._context.log_eval(prefix, results)
@@ -151,7 +152,7 @@ class Run:
         order, with ``"index"``; in a data-parallel run each process computes its share and all get
         the whole result. Empty when nothing was readable. Collective, like :meth:`evaluate`.
         """
-        desc = desc or f"features {self._name(split, 'split')}"
+        desc = desc or f"features {split_label(self._bundle, split, 'split')}"
         in_step(f"Run.features({desc!r})", self.num_processes)
         dataset = self._split(split).with_transform(self._context.transforms[1])
         accelerator = self._context.accelerator
@@ -174,14 +175,8 @@ class Run:
         Compute what the figure shows on every process (``features`` and ``evaluate`` are collective)
         and call this on every process too; only the main one writes. The format follows the suffix.
         """
-        if not self.is_main:
-            return
-        path = self.folder / name
-        fmt = path.suffix.lstrip(".").lower() or "png"
-        if hasattr(figure, "savefig"):
-            atomic_write(path, lambda tmp: figure.savefig(tmp, format=fmt, dpi=110))
-        else:
-            atomic_write(path, lambda tmp: figure.save(tmp, format={"jpg": "jpeg"}.get(fmt, fmt).upper()))
+        if self.is_main:
+            self._context.run_dir.write_figure(name, figure)
 
     def load_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Load a checkpoint's adapter weights and protocol state (``adapt eval``, a finished run)."""
@@ -200,10 +195,3 @@ class Run:
 
     def _split(self, split: str | Split) -> Split:
         return self._bundle.split(split) if isinstance(split, str) else split
-
-    def _name(self, split: str | Split, fallback: str) -> str:
-        """The split's name in the run's data, else ``fallback`` (the stage, the evaluation's prefix)."""
-        if isinstance(split, str):
-            return split
-        own_name = next((name for name, own in self._bundle.splits.items() if own is split), None)
-        return own_name or getattr(split, "name", None) or fallback

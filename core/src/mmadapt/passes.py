@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data import collate
+from .data import DataBundle, Split, collate
 from .errors import UserError
 from .processes import feed_watchdog
 from .sampling import GlobalBatchSampler, SeededItems, stable_seed
@@ -122,3 +122,11 @@ def _to_cpu(value: Any) -> Any:
     if isinstance(value, list):
         return [_to_cpu(v) for v in value]
     return value
+
+
+def split_label(bundle: DataBundle, split: str | Split, fallback: str) -> str:
+    """What a progress bar calls ``split``: its name in the run's data, else ``fallback`` (a stage, a prefix)."""
+    if isinstance(split, str):
+        return split
+    own_name = next((name for name, own in bundle.splits.items() if own is split), None)
+    return own_name or getattr(split, "name", None) or fallback

@@ -67,6 +67,15 @@ class RunDir:
         """Write ``name`` (JSON) atomically."""
         atomic_write_text(self.path / name, json.dumps(payload, indent=2))
 
+    def write_figure(self, name: str, figure: Any) -> None:
+        """Write a matplotlib ``Figure`` or a PIL image to ``name`` atomically; the format follows the suffix."""
+        path = self.path / name
+        fmt = path.suffix.lstrip(".").lower() or "png"
+        if hasattr(figure, "savefig"):
+            atomic_write(path, lambda tmp: figure.savefig(tmp, format=fmt, dpi=110))
+        else:
+            atomic_write(path, lambda tmp: figure.save(tmp, format={"jpg": "jpeg"}.get(fmt, fmt).upper()))
+
     def read_json(self, name: str) -> Any:
         """Read a JSON file of the run."""
         return json.loads((self.path / name).read_text(encoding="utf-8"))
