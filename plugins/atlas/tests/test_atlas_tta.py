@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmadapt import load_run
+from mmadapt import final_checkpoint, load_run
 from mmadapt.testing import run_recipe, tiny_bundle, tiny_recipe
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
@@ -104,6 +104,7 @@ def test_a_run_killed_during_training_resumes_to_the_same_metrics(tiny_plugin, t
     got = json.loads((tmp_path / "killed" / "summary.json").read_text())
     for key in ("metrics", "steps", "params"):
         assert got[key] == expected[key], key
-    full = load_file(str(tmp_path / "full" / "run" / "final.safetensors"))["coefficients"]
+    full = load_file(str(final_checkpoint(tmp_path / "full" / "run") / "adapter.safetensors"))["coefficients"]
     assert full.abs().sum() > 0
-    assert torch.equal(load_file(str(tmp_path / "killed" / "final.safetensors"))["coefficients"], full)
+    resumed_weights = load_file(str(final_checkpoint(tmp_path / "killed") / "adapter.safetensors"))
+    assert torch.equal(resumed_weights["coefficients"], full)
