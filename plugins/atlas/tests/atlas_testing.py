@@ -6,7 +6,6 @@ from pathlib import Path
 
 import torch
 from mmadapt.testing_models import tiny_openclip_backbone
-
 from mmadapt_atlas.adapter import Atlas
 from mmadapt_atlas.config import AtlasConfig
 from mmadapt_atlas.vectors import TaskVector, base_identity, save_vector

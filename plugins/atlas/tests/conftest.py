@@ -16,7 +16,7 @@ def _one_thread(one_torch_thread):
 
 @pytest.fixture
 def tuned_backbones():
-    """Two fine-tuned copies of the tiny CLIP: each image-tower block moved by seeded noise (the text tower untouched)."""
+    """Two fine-tuned copies of the tiny CLIP: each image-tower block moved by seeded noise (text tower untouched)."""
     from atlas_testing import perturbed_backbone
 
     return [perturbed_backbone(seed) for seed in (1, 2)]

@@ -7,7 +7,6 @@ import torch
 from atlas_testing import make_atlas, perturbed_backbone, write_vector
 from mmadapt import UserError
 from mmadapt.testing import assert_adapter_contract, parameter_snapshot, train_steps
-
 from mmadapt_atlas.vectors import load_vector
 
 
@@ -58,8 +57,8 @@ def test_coefficients_are_blockwise_and_mix_the_vectors_linearly(tiny_backbone, 
 
 def test_coefficient_count_is_vectors_times_blocks_times_parts(tiny_backbone, tiny_task, vector_files):
     blocks = len(tiny_backbone.image.parameter_blocks())
-    count = {options: make_atlas(tiny_backbone, tiny_task, vector_files, **dict(options)).parameter_counts()["trainable"]
-             for options in ((), (("partitions", 4),), (("isotropic", True),))}
+    count = {options: make_atlas(tiny_backbone, tiny_task, vector_files, **dict(options))
+             .parameter_counts()["trainable"] for options in ((), (("partitions", 4),), (("isotropic", True),))}
     assert count[()] == 2 * blocks
     assert count[(("partitions", 4),)] == 2 * blocks * 4
     assert count[(("isotropic", True),)] == 2

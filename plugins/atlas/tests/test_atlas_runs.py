@@ -8,9 +8,8 @@ from atlas_testing import make_atlas
 from mmadapt import load_run
 from mmadapt.testing import adapt_command, make_batch, run_recipe, tiny_bundle, tiny_recipe
 from mmadapt.testing_models import tiny_openclip_backbone, tiny_openclip_model
-from safetensors.torch import load_file
-
 from mmadapt_atlas.vectors import load_vector
+from safetensors.torch import load_file
 
 
 def finished_run(tmp_path, name, adapter, **train):

@@ -13,10 +13,9 @@ import pytest
 import torch
 from mmadapt import final_checkpoint, load_run
 from mmadapt.testing import run_recipe, tiny_bundle, tiny_recipe
+from mmadapt_atlas.tta import TwoViewSplit, fixmatch_objective, strong_view, trusted_items
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
-
-from mmadapt_atlas.tta import TwoViewSplit, fixmatch_objective, strong_view, trusted_items
 
 TESTS = Path(__file__).parent
 

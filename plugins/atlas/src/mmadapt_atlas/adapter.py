@@ -43,8 +43,8 @@ class Atlas(Adapter):
             vector = load_vector(path)
             check_base(vector, path, backbone, identity)
             if vector.task and vector.task == task.name and not config.allow_own_task:
-                raise UserError(f"task vector {path} was fine-tuned on this run's own task {task.name!r}; aTLAS composes "
-                                "the other tasks' vectors (set adapter.allow_own_task: true to compose it anyway)")
+                raise UserError(f"task vector {path} was fine-tuned on this run's own task {task.name!r}; aTLAS "
+                                "composes the other tasks' vectors (adapter.allow_own_task: true composes it anyway)")
             vectors.append(vector)
         #: (block name, the tower module's name for it), in the tower's order.
         self.block_names = [(name, module_names[name]) for name in blocks]

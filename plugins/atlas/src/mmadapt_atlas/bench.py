@@ -58,7 +58,8 @@ def main(args: argparse.Namespace) -> dict[str, float]:
                 paths[precision].append(str(path))
         adapters = {precision: Atlas(AtlasConfig(vectors=files), backbone, task).to(device).train()
                     for precision, files in paths.items()}
-    results = {precision: _measure(adapter, batch, labels, args.repeats, device) for precision, adapter in adapters.items()}
+    results = {precision: _measure(adapter, batch, labels, args.repeats, device)
+               for precision, adapter in adapters.items()}
     count = adapters["fp32"].parameter_counts()["trainable"]
     print(f"adapt bench atlas: {args.arch} (random weights), {args.vectors} vectors x {len(blocks)} blocks = {count:,} "
           f"coefficients, batch {args.batch_size}, {device}, {torch.get_num_threads()} CPU threads, "

@@ -64,11 +64,12 @@ def load_vector(path: str | Path) -> TaskVector:
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"task vector {path} does not exist; make vectors with `adapt atlas vectors RUN_DIR... --out DIR`")
+        raise UserError(f"task vector {path} does not exist; make vectors with "
+                        "`adapt atlas vectors RUN_DIR... --out DIR`")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 - a safetensors handle is not iterable
     except Exception as exc:  # safetensors raises its own error types for a damaged file
         raise UserError(f"task vector {path} cannot be read as safetensors ({exc})") from None
     if metadata.get("format") != FORMAT:
@@ -86,7 +87,8 @@ def check_base(vector: TaskVector, path: str | Path, backbone: Backbone, identit
             f"({identity['base']!r}, sha256 {identity['base_sha256'][:12]}); compose vectors of the recipe's base only"
         )
     blocks = backbone.image.parameter_blocks()
-    wrong = [name for name, tensor in vector.tensors.items() if name not in blocks or tensor.shape != blocks[name].shape]
+    wrong = [name for name, tensor in vector.tensors.items()
+             if name not in blocks or tensor.shape != blocks[name].shape]
     missing = sorted(set(blocks) - set(vector.tensors))
     if wrong or missing:
         raise UserError(f"task vector {path} does not fit the image tower: unknown or misshapen blocks {wrong[:3]}, "
