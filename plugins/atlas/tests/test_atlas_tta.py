@@ -107,3 +107,11 @@ def test_a_run_killed_during_training_resumes_to_the_same_metrics(tiny_plugin, t
     assert full.abs().sum() > 0
     resumed_weights = load_file(str(final_checkpoint(tmp_path / "killed") / "adapter.safetensors"))
     assert torch.equal(resumed_weights["coefficients"], full)
+
+
+def test_an_adapter_without_a_strong_view_is_refused_before_training(tiny_plugin, tmp_path):
+    from mmadapt import UserError
+
+    recipe = tiny_recipe(adapter={"name": "zeroshot"}, protocol={"name": "atlas-tta"})
+    with pytest.raises(UserError, match=r"protocol atlas-tta needs an adapter whose forward also scores"):
+        run_recipe(recipe, tmp_path)
