@@ -12,6 +12,8 @@ interrupted grid continues where it stopped)::
    scaling, linear probe and CoOp; zero-shot is aTLAS before training (zero coefficients: the
    pre-trained model, exactly).
 3. Test-time adaptation on its test split, seeds 1, 2, 3.
+4. A control (``--control``): the held-out task's own vector added to the bank (``allow_own_task``),
+   1 and 16 shots: what the composition reaches when the bank holds what the task needs.
 """
 
 from __future__ import annotations
@@ -75,6 +77,24 @@ def run_tta() -> None:
         adapt("run", "recipes/atlas-shapes-tta.yaml", "--seeds", SEEDS, "--output-dir", str(folder))
 
 
+def run_control() -> None:
+    """aTLAS with shape-upside-down's own vector added to the bank, at 1 and 16 shots."""
+    task = "shape-upside-down"
+    folder = RUNS / "atlas-ft" / task
+    if not finished(folder):
+        adapt("run", "recipes/atlas-shapes-finetune.yaml", f"data.task={task}", "--output-dir", str(folder))
+    own = RUNS / "atlas-own-vector"
+    if not (own / f"{task}.safetensors").is_file():
+        adapt("atlas", "vectors", str(folder), "--out", str(own))
+    bank = [str(RUNS / "atlas-vectors" / f"{name}.safetensors") for name in VECTOR_TASKS]
+    vectors = "adapter.vectors=[" + ",".join([*bank, str(own / f"{task}.safetensors")]) + "]"
+    for shots in (1, 16):
+        out = grid_folder("aTLAS with own vector", shots)
+        if not finished(out):
+            adapt("run", "recipes/atlas-shapes-fewshot.yaml", f"data.shots={shots}", vectors,
+                  "adapter.allow_own_task=true", "--seeds", SEEDS, "--output-dir", str(out))
+
+
 def cell(folder: Path, key: str = "test/accuracy") -> str:
     if not finished(folder):
         return "not run"
@@ -89,6 +109,8 @@ def table() -> str:
     lines.append("| zero-shot (aTLAS before training) | " + " | ".join(zeroshot) + " |")
     for method in METHODS:
         lines.append(f"| {method} | " + " | ".join(cell(grid_folder(method, shots)) for shots in SHOTS) + " |")
+    control = [cell(grid_folder("aTLAS with own vector", shots)) if shots != 4 else "-" for shots in SHOTS]
+    lines.append("| control: aTLAS, bank + the task's own vector | " + " | ".join(control) + " |")
     tta = RUNS / "atlas-grid" / "tta"
     lines += ["", "| test-time adaptation (no labels) | test accuracy |", "|---|---|",
               f"| zero-shot | {cell(tta, 'initial/test/accuracy')} |", f"| aTLAS TTA | {cell(tta)} |"]
@@ -98,9 +120,12 @@ def table() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--table", action="store_true", help="only print the table of what has finished")
+    parser.add_argument("--control", action="store_true", help="run only the control with the task's own vector")
     parser.add_argument("--methods", default=",".join(METHODS), help="few-shot methods to run, comma-separated")
     args = parser.parse_args()
-    if not args.table:
+    if args.control:
+        run_control()
+    elif not args.table:
         make_vectors()
         methods = args.methods.split(",")
         run_grid([m for m in methods if m in ("aTLAS", "isotropic")])
