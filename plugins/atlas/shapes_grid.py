@@ -116,10 +116,10 @@ def table() -> str:
         lines.append(f"| {method} | " + " | ".join(cell(grid_folder(method, shots)) for shots in SHOTS) + " |")
     control = [cell(grid_folder("aTLAS with own vector", shots)) if shots != 4 else "-" for shots in SHOTS]
     lines.append("| control: aTLAS, bank + the task's own vector | " + " | ".join(control) + " |")
-    tta = RUNS / "atlas-grid" / "tta"
+    tta, own_tta = RUNS / "atlas-grid" / "tta", RUNS / "atlas-grid" / "tta-with-own-vector"
     lines += ["", "| test-time adaptation (no labels) | test accuracy |", "|---|---|",
               f"| zero-shot | {cell(tta, 'initial/test/accuracy')} |", f"| aTLAS TTA | {cell(tta)} |",
-              f"| control: aTLAS TTA, bank + the task's own vector | {cell(RUNS / 'atlas-grid' / 'tta-with-own-vector')} |"]
+              f"| control: aTLAS TTA, bank + the task's own vector | {cell(own_tta)} |"]
     return "\n".join(lines)
 
 
