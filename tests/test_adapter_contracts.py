@@ -48,18 +48,31 @@ def test_the_matrix_covers_builtin_and_plugin_adapters():
     assert {"coop", "cocoop", "latent-prompt", "mvlpt"} <= set(ADAPTERS)
 
 
+def file_keys(adapter_name, backbone, folder):
+    """Keys naming the files an adapter reads, written for ``backbone``: atlas composes a task vector of it."""
+    if adapter_name != "atlas":
+        return {}
+    from mmadapt_atlas.vectors import TaskVector, base_identity, save_vector
+
+    generator = torch.Generator().manual_seed(0)
+    tensors = {name: 0.01 * torch.randn(p.shape, generator=generator)
+               for name, p in backbone.image.parameter_blocks().items()}
+    save_vector(folder / "vector.safetensors", TaskVector(tensors, {**base_identity(backbone), "task": "other"}))
+    return {"vectors": [str(folder / "vector.safetensors")]}
+
+
 @pytest.mark.parametrize("backbone_name", sorted(BACKBONES))
 @pytest.mark.parametrize("adapter_name", ADAPTERS)
-def test_adapter_contract(adapter_name, backbone_name, plugin_manager):
+def test_adapter_contract(adapter_name, backbone_name, plugin_manager, tmp_path):
     component = plugin_manager.registry.get("adapter", adapter_name)
     backbone = BACKBONES[backbone_name]()
     bundle = tiny_bundle()
     task = replace(bundle.task, knowledge=KNOWLEDGE)
     batch = make_batch(bundle.split("train"), backbone)
     torch.manual_seed(0)
+    options = {**CONFIG.get((adapter_name, backbone_name), {}), **file_keys(adapter_name, backbone, tmp_path)}
     try:
-        adapter = component.build(component.config(**CONFIG.get((adapter_name, backbone_name), {})), backbone,
-                                  task)
+        adapter = component.build(component.config(**options), backbone, task)
         assert_adapter_contract(adapter, batch)
     except UserError as error:
         if backbone_name in IMAGE_ONLY and "no text tower" in str(error):

@@ -180,7 +180,7 @@ def test_cli_plugins_survives_broken_plugin(plugin_dir):
     assert report["good_plugin"]["components"] == {"adapter": ["prompt-test"], "command": ["hello"]}
     assert report["good_plugin"]["version"] == "0.3.1"
     assert "frobnicator" in report["broken_plugin"]["error"]
-    assert report["mmadapt.builtin.plugin"]["components"]["adapter"] == ["linear-probe", "lora", "zeroshot"]
+    assert report["mmadapt.builtin.plugin"]["components"]["adapter"] == ["finetune", "linear-probe", "lora", "zeroshot"]
     hello = run_adapt(["hello"], path=plugin_dir)
     assert hello.returncode == 0 and "hello from a plugin" in hello.stdout
 

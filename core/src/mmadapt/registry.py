@@ -25,6 +25,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     "mmadapt-shapes": {"backbone": ("shapes-clip",), "dataset": ("shapes",), "benchmark": ("shapes",)},
     "mmadapt-kapt": {"adapter": ("kapt",)},
     "mmadapt-ept": {"adapter": ("ept", "ept-visual"), "benchmark": ("ept",)},
+    "mmadapt-atlas": {"adapter": ("atlas",), "protocol": ("atlas-tta",), "benchmark": ("atlas",)},
     "mmadapt-lit": {
         "adapter": ("clip-lit", "clip-lit-latent", "rave"),
         "protocol": ("clip-lit", "rave"),

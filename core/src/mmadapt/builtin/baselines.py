@@ -1,4 +1,4 @@
-"""Zero-shot CLIP, linear probe and LoRA adapters."""
+"""Zero-shot CLIP, linear probe, LoRA and full image-tower fine-tuning adapters."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmadapt.adapter import Adapter
+from mmadapt.adapter import Adapter, encode_batch_images
 from mmadapt.backbone import Backbone
 from mmadapt.data import Task
 from mmadapt.errors import UserError
@@ -121,3 +121,40 @@ class Lora(Adapter):
         classes = self.class_embeddings().to(features.dtype)
         return {"logits": self.backbone.logit_scale * features @ classes.t(), "features": features}
 
+
+
+class Finetune(Adapter):
+    """Every parameter of the image tower trains; classes are the frozen zero-shot text features.
+
+    The recipe of task vectors (Ilharco et al., 2023; aTLAS): the text head stays the pre-trained
+    model's, so the fine-tuned image tower minus the pre-trained one is a vector in weight space that
+    composes with others over the same base. AdamW with a low learning rate and weight decay suits it.
+    """
+
+    def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
+        super().__init__(config, backbone, task)
+        backbone.require_text_tower("adapter finetune classifies with zero-shot text features",
+                                    "use a CLIP backbone, or linear-probe for an image-only model")
+        for param in backbone.image.parameter_blocks().values():
+            param.requires_grad_(True)
+        self.register_buffer("class_embeddings", torch.empty(0), persistent=False)
+        self.set_task(task)
+
+    def set_task(self, task: Task) -> None:
+        """Switch to ``task``'s classes: their prompt features become the classifier."""
+        self.task = task
+        with torch.no_grad():
+            self.class_embeddings = zeroshot_classifier(
+                self.backbone, task.classnames, self.config.templates or task.templates
+            )
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """One group, ``image``: every parameter of the image tower."""
+        return {"image": [p for p in self.backbone.image.parameter_blocks().values() if p.requires_grad]}
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """``logits``: ``logit_scale`` times the cosine of the tuned image features and the class features."""
+        features = encode_batch_images(self.backbone, batch["image"], self.task.kind)
+        features = features / features.norm(dim=-1, keepdim=True)
+        logits = self.backbone.logit_scale * features @ self.class_embeddings.to(features.dtype).t()
+        return {"logits": logits, "features": features}

@@ -226,6 +226,14 @@ class LoraConfig:
             )
 
 
+@dataclass
+class FinetuneConfig:
+    """The whole image tower trained under the frozen zero-shot text head (the task-vector recipe)."""
+
+    #: Templates of the zero-shot head, one ``{}`` for the class name; default: the dataset's templates.
+    templates: list[str] | None = None
+
+
 # -- objectives ------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from .config import (
     CrossEntropyConfig,
     EvalOnlyConfig,
     F1Config,
+    FinetuneConfig,
     ImageFolderConfig,
     KgRegularizerConfig,
     LinearProbeConfig,
@@ -66,12 +67,14 @@ def register_datasets(register: Callable[..., None]) -> None:
 
 @hookimpl
 def register_adapters(register: Callable[..., None]) -> None:
-    """Register the builtin adapters ``zeroshot``, ``linear-probe`` and ``lora``."""
+    """Register the builtin adapters ``zeroshot``, ``linear-probe``, ``lora`` and ``finetune``."""
     register("zeroshot", "mmadapt.builtin.baselines:ZeroShot", ZeroShotConfig,
              "zero-shot CLIP with hand-written (ensembled) prompts")
     register("linear-probe", "mmadapt.builtin.baselines:LinearProbe", LinearProbeConfig,
              "logistic head on frozen image features")
     register("lora", "mmadapt.builtin.baselines:Lora", LoraConfig, "PEFT LoRA on attention/MLP layers of either tower")
+    register("finetune", "mmadapt.builtin.baselines:Finetune", FinetuneConfig,
+             "the whole image tower trained under the frozen zero-shot text head")
 
 
 @hookimpl

@@ -1,0 +1,1 @@
+"""mmadapt-atlas: task vectors composed with learned anisotropic scaling (aTLAS, Zhang et al., NeurIPS 2024)."""
