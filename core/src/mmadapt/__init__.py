@@ -37,6 +37,7 @@ _LAZY = {
     "random_openclip_backbone": "mmadapt.builtin.benchmarking",
     "TrainingStep": "mmadapt.step_timing",
     "zeroshot_classifier": "mmadapt.zeroshot",
+    "ZeroShotClasses": "mmadapt.zeroshot",
     "BadImageError": "mmadapt.data",
     "DataBundle": "mmadapt.data",
     "DatasetRoot": "mmadapt.data",

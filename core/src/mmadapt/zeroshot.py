@@ -22,3 +22,19 @@ def zeroshot_classifier(backbone: Backbone, classnames: list[str], templates: li
     features = backbone.encode_text(tokens, normalize=True).float()
     features = features.view(len(classnames), len(templates), -1).mean(dim=1)
     return features / features.norm(dim=-1, keepdim=True)
+
+
+class ZeroShotClasses:
+    """Mixin for an :class:`~mmadapt.Adapter` that classifies with the frozen zero-shot text features of its task.
+
+    ``set_task`` fills the ``class_embeddings`` buffer (not saved in checkpoints: it follows from the
+    backbone, the class names and the templates) from ``config.templates``, or the task's own templates
+    when the config gives none. Call it at the end of ``__init__``.
+    """
+
+    def set_task(self, task) -> None:
+        """Switch to ``task``'s classes: their prompt features become the classifier."""
+        self.task = task
+        with torch.no_grad():
+            embeddings = zeroshot_classifier(self.backbone, task.classnames, self.config.templates or task.templates)
+        self.register_buffer("class_embeddings", embeddings, persistent=False)

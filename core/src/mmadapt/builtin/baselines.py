@@ -12,26 +12,17 @@ from mmadapt.adapter import Adapter, encode_batch_images
 from mmadapt.backbone import Backbone
 from mmadapt.data import Task
 from mmadapt.errors import UserError
-from mmadapt.zeroshot import zeroshot_classifier
+from mmadapt.zeroshot import ZeroShotClasses, zeroshot_classifier
 
 
-class ZeroShot(Adapter):
+class ZeroShot(ZeroShotClasses, Adapter):
     """CLIP's zero-shot classifier: cosine similarity to hand-written prompt features."""
 
     frozen_image_features = True
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
-        self.register_buffer("class_embeddings", torch.empty(0), persistent=False)
         self.set_task(task)
-
-    def set_task(self, task: Task) -> None:
-        """Switch to ``task``'s classes: their prompt features become the classifier."""
-        self.task = task
-        with torch.no_grad():
-            self.class_embeddings = zeroshot_classifier(
-                self.backbone, task.classnames, self.config.templates or task.templates
-            )
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """``logits``: ``logit_scale`` times the cosine of image and class features; ``features``."""
@@ -123,7 +114,7 @@ class Lora(Adapter):
 
 
 
-class Finetune(Adapter):
+class Finetune(ZeroShotClasses, Adapter):
     """Every parameter of the image tower trains; classes are the frozen zero-shot text features.
 
     The recipe of task vectors (Ilharco et al., 2023; aTLAS): the text head stays the pre-trained
@@ -137,16 +128,7 @@ class Finetune(Adapter):
                                     "use a CLIP backbone, or linear-probe for an image-only model")
         for param in backbone.image.parameter_blocks().values():
             param.requires_grad_(True)
-        self.register_buffer("class_embeddings", torch.empty(0), persistent=False)
         self.set_task(task)
-
-    def set_task(self, task: Task) -> None:
-        """Switch to ``task``'s classes: their prompt features become the classifier."""
-        self.task = task
-        with torch.no_grad():
-            self.class_embeddings = zeroshot_classifier(
-                self.backbone, task.classnames, self.config.templates or task.templates
-            )
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """One group, ``image``: every parameter of the image tower."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from mmadapt import Adapter, Backbone, Task, UserError, zeroshot_classifier
+from mmadapt import Adapter, Backbone, Task, UserError, ZeroShotClasses
 from torch import nn
 from torch.func import functional_call
 
@@ -26,7 +26,7 @@ from .config import AtlasConfig
 from .vectors import base_identity, check_base, load_vector, local_names
 
 
-class Atlas(Adapter):
+class Atlas(ZeroShotClasses, Adapter):
     """Learned coefficients ``(vectors, blocks, K)`` over task vectors kept as frozen buffers."""
 
     #: forward() scores ``batch["strong_image"]`` too, as ``strong_logits`` (``atlas-tta``'s strong view).
@@ -63,16 +63,7 @@ class Atlas(Adapter):
                 self.bank.register_buffer(f"part{index}", part, persistent=False)
         shape = (len(vectors), 1, 1) if config.isotropic else (len(vectors), len(self.block_names), parts)
         self.coefficients = nn.Parameter(torch.zeros(shape))
-        self.register_buffer("class_embeddings", torch.empty(0), persistent=False)
         self.set_task(task)
-
-    def set_task(self, task: Task) -> None:
-        """Switch to ``task``'s classes: their prompt features become the classifier."""
-        self.task = task
-        with torch.no_grad():
-            self.class_embeddings = zeroshot_classifier(
-                self.backbone, task.classnames, self.config.templates or task.templates
-            )
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """One group, ``coefficients``: ``(vectors, blocks, K)``, or ``(vectors, 1, 1)`` when isotropic."""
