@@ -160,4 +160,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Every result is on disk by now; the interpreter's own teardown (garbage-collecting gloo's objects)
+    # has been seen to abort a launched process now and then, which would fail a launch that succeeded.
+    os._exit(code)
