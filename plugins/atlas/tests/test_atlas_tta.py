@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from mmadapt import final_checkpoint, load_run
-from mmadapt.testing import run_recipe, tiny_bundle, tiny_recipe
+from mmadapt.testing import adapt_subprocess, run_recipe, tiny_bundle, tiny_recipe
 from mmadapt_atlas.tta import TwoViewSplit, fixmatch_objective, strong_view, trusted_items
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
-
-TESTS = Path(__file__).parent
 
 
 def tta_recipe(vector_files, **protocol):
@@ -62,27 +56,9 @@ def test_a_tta_run_adapts_the_coefficients_without_labels(tiny_plugin, tmp_path,
     assert load_run(tmp_path / "run").adapter.coefficients.abs().sum() > 0
 
 
-def entry_point_dist(root: Path, dist: str, name: str, target: str) -> None:
-    """A ``dist-info`` with one ``mmadapt`` entry point ``name = target``."""
-    info = root / f"{dist.replace('-', '_')}-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text(f"[mmadapt]\n{name} = {target}\n")
-
-
-def adapt(args, site: Path, **env):
-    path = os.pathsep.join([str(site), str(TESTS), os.environ.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "mmadapt", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", **env})
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["atlas-tta", "standard"])
 def test_a_run_killed_during_training_resumes_to_the_same_metrics(tiny_plugin, tmp_path, vector_files, protocol):
-    site = tmp_path / "site"
-    site.mkdir()
-    entry_point_dist(site, "mmadapt-testing-tiny", "tiny", "mmadapt.testing:tiny_components")
-    entry_point_dist(site, "mmadapt-testing-atlas-killer", "atlas_killer", "atlas_killer")
     recipe_map = tta_recipe(vector_files)
     if protocol == "standard":
         recipe_map["protocol"] = {"name": "standard"}
@@ -92,12 +68,13 @@ def test_a_run_killed_during_training_resumes_to_the_same_metrics(tiny_plugin, t
     stage = "tta" if protocol == "atlas-tta" else "train"
 
     run_recipe(recipe, tmp_path / "full")  # uninterrupted, in this process
-    killed = adapt(["run", str(recipe), "--output-dir", str(tmp_path / "killed")], site, KILL_IN_STAGE=stage)
+    killed = adapt_subprocess(["run", str(recipe), "--output-dir", str(tmp_path / "killed")], tmp_path,
+                              kill_in_stage=stage)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     written = {p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()}
     assert f"{stage}-epoch0001" in written and f"{stage}-epoch0003" not in written, written
 
-    resumed = adapt(["run", "--resume", str(tmp_path / "killed")], site)
+    resumed = adapt_subprocess(["run", "--resume", str(tmp_path / "killed")], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     expected = json.loads((tmp_path / "full" / "run" / "summary.json").read_text())
     got = json.loads((tmp_path / "killed" / "summary.json").read_text())
