@@ -45,6 +45,22 @@ class TrainingStep:
     loss: Callable[[nn.Module, dict[str, Any]], torch.Tensor]
     images: int
 
+    @classmethod
+    def classification(cls, build_adapter: Callable[[Any], nn.Module], backbone: nn.Module, batch_size: int,
+                       classes: int) -> TrainingStep:
+        """A cross-entropy step of ``build_adapter(task)`` on random images of ``backbone``'s input size.
+
+        The task has ``classes`` classes; the adapter and the batch go to ``backbone``'s device.
+        """
+        from .data import Task
+
+        device = next(backbone.parameters()).device
+        adapter = build_adapter(Task([f"class {i}" for i in range(classes)])).to(device)
+        size = backbone.preprocessing.size
+        batch = {"image": torch.randn(batch_size, 3, size, size, device=device),
+                 "label": torch.randint(0, classes, (batch_size,), device=device)}
+        return cls(adapter, batch, _cross_entropy, batch_size)
+
 
 def peak_tflops(device_name: str, precision: str) -> float | None:
     """The card's dense peak TFLOP/s for ``precision`` (bf16, or fp32 as TF32), or None for an unlisted card."""
@@ -122,3 +138,7 @@ def _counted_flops(run: Callable[[], None]) -> int:
     with counter:
         run()
     return int(counter.get_total_flops())
+
+
+def _cross_entropy(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+    return nn.functional.cross_entropy(model(batch)["logits"].float(), batch["label"])

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-import torch.nn.functional as F
-from mmadapt import Backbone, Task, TrainingStep
+from mmadapt import Backbone, TrainingStep
 
 
 def training_steps(backbone: Backbone, batch_size: int, tiny: bool) -> dict[str, TrainingStep]:
@@ -14,15 +10,6 @@ def training_steps(backbone: Backbone, batch_size: int, tiny: bool) -> dict[str,
     from .config import CoopConfig
     from .coop import Coop
 
-    classes = 4 if tiny else 100
-    device = next(backbone.parameters()).device
-    task = Task([f"class {i}" for i in range(classes)])
-    adapter = Coop(CoopConfig(n_ctx=16), backbone, task).to(device)
-    size = backbone.preprocessing.size
-    batch = {"image": torch.randn(batch_size, 3, size, size, device=device),
-             "label": torch.randint(0, classes, (batch_size,), device=device)}
-    return {"coop": TrainingStep(adapter, batch, _cross_entropy, batch_size)}
-
-
-def _cross_entropy(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-    return F.cross_entropy(model(batch)["logits"].float(), batch["label"])
+    step = TrainingStep.classification(lambda task: Coop(CoopConfig(n_ctx=16), backbone, task), backbone, batch_size,
+                                       classes=4 if tiny else 100)
+    return {"coop": step}
