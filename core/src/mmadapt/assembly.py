@@ -91,7 +91,7 @@ def prepare_data(
         kept = {key: value for key, value in saved.items() if key != "extra"}
         return apply_indices(bundle, indices), {**kept, "indices": indices}
     sampled, indices = apply_few_shot(bundle, config.shots, seed)
-    items = {name: [item_key(bundle.split(name), i) for i in chosen] for name, chosen in indices.items()}
+    items = {name: [bundle.split(name).item_key(i) for i in chosen] for name, chosen in indices.items()}
     return sampled, {"shots": config.shots, "seed": seed, "dataset": dataset, "indices": indices, "items": items}
 
 
@@ -100,11 +100,6 @@ def read_selections(run_dir: RunDir | None) -> dict[str, Any]:
     if run_dir is None or not (run_dir.path / FEW_SHOT).is_file():
         return {}
     return run_dir.read_json(FEW_SHOT)
-
-
-def item_key(split: Split, index: int) -> str:
-    """The name of an item that stays the same when the dataset is reordered: its file's path, where it has one."""
-    return split._item_key(index)
 
 
 def _made_for(saved: dict[str, Any], dataset: dict[str, Any], shots: int, seed: int) -> bool:
@@ -134,7 +129,7 @@ def _positions(split: Split, keys: Sequence[str]) -> tuple[list[int], list[str]]
     """Where each named item now sits in ``split`` (a name listed twice takes its places in turn); names not found."""
     places: dict[str, list[int]] = {}
     for index in range(len(split)):
-        places.setdefault(item_key(split, index), []).append(index)
+        places.setdefault(split.item_key(index), []).append(index)
     found, missing = [], []
     for key in keys:
         if places.get(key):

@@ -83,7 +83,7 @@ class Split(Dataset):
             item = self.load(i)
         except BadImageError:
             if self.on_bad_image == "skip":
-                return {SKIPPED_KEY: self._item_key(i)}  # dropped, counted and named by collate()
+                return {SKIPPED_KEY: self.item_key(i)}  # dropped, counted and named by collate()
             raise
         images = {key: value for key, value in item.items() if isinstance(value, Image.Image)}
         transform = self.transform or to_tensor
@@ -96,8 +96,8 @@ class Split(Dataset):
         item["index"] = i
         return item
 
-    def _item_key(self, i: int) -> str:
-        """A name of item ``i`` that is the same in every view of the data and in every process."""
+    def item_key(self, i: int) -> str:
+        """Item ``i``'s name, the same in every view, process and order of the data: its file's path if it has one."""
         source, (index,) = self._source_indices([i])
         return source._own_key(index)
 
