@@ -22,7 +22,7 @@ def unreachable_hub(monkeypatch):
     for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(proxy, raising=False)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.setattr("mmadapt.builtin.hub._probes", {})  # no answer remembered from before
+    monkeypatch.setattr("mmadapt.hub._probes", {})  # no answer remembered from before
     return huggingface_hub.constants
 
 

@@ -71,6 +71,8 @@ _LAZY = {
     "final_checkpoint": "mmadapt.checkpoints",
     "FinishedRun": "mmadapt.runner",
     "load_run": "mmadapt.runner",
+    "LoadedAdapter": "mmadapt.exported",
+    "load_adapter": "mmadapt.exported",
     "Section": "mmadapt.recipe",
     "SectionError": "mmadapt.recipe",
     "validate_section": "mmadapt.recipe",

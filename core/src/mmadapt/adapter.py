@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,10 @@ class Adapter(nn.Module):
     #: (``batch["image_features"]``). The engine then computes them once per split when no augmentation
     #: is used: an exact speed-up.
     frozen_image_features: bool = False
+
+    #: The method's paper, cited by the model card of an exported adapter (``adapt export``), e.g.
+    #: ``"Zhou et al., Learning to Prompt for Vision-Language Models, IJCV 2022"``.
+    paper: str = ""
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__()
@@ -69,6 +74,41 @@ class Adapter(nn.Module):
         raise UserError(
             f"adapter {type(self).__name__} cannot evaluate on classes it was not trained on; "
             "use a protocol without new classes (standard) or an adapter that builds classes from text"
+        )
+
+    # -- what ``adapt export`` and ``mmadapt.load_adapter`` call --------------------------------------
+    def exported_files(self) -> dict[str, list[str]]:
+        """Files the adapter reads when it is built, by the key of its config that names them.
+
+        ``adapt export`` copies them into the exported folder and ``load_adapter`` points the key at
+        the copies, so an export needs nothing outside its folder. A key may name one path or a list;
+        the default is none. Files of the data (a knowledge file) are not listed: the task carries
+        what the adapter needs of them.
+        """
+        return {}
+
+    @classmethod
+    def task_from_export(cls, fields: dict[str, Any]) -> Task:
+        """The task an exported adapter is rebuilt with, from the fields of the task it was trained with.
+
+        ``fields`` are ``dataclasses.asdict`` of that task as saved in ``config.json``. The default
+        builds a plain :class:`~mmadapt.Task` from the fields it has; an adapter built for a subclass
+        of ``Task`` (task blocks, say) overrides this to rebuild it.
+        """
+        known = {field.name for field in dataclasses.fields(Task)}
+        return Task(**{name: value for name, value in fields.items() if name in known})
+
+    def merged_backbone_state(self) -> dict[str, torch.Tensor]:
+        """The backbone's plain model weights with what this adapter trained folded into them.
+
+        ``adapt export --merge`` writes them with :meth:`~mmadapt.Backbone.save_plain_weights`, to be
+        loaded by the model's own library without mmadapt. Keys are the parameter names of the
+        backbone's plain model (for an open_clip backbone, those of ``open_clip.create_model(arch)``).
+        Only methods that change backbone weights have a merged form (LoRA, aTLAS); the default refuses.
+        """
+        raise UserError(
+            f"adapter {type(self).__name__} has no merged form: it adds modules or prompts rather than changing "
+            "backbone weights; export without --merge and load it with mmadapt.load_adapter"
         )
 
     # -- helpers for subclasses -----------------------------------------------------------------

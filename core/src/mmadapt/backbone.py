@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -115,6 +116,17 @@ class Backbone(nn.Module, ABC):
         text = self.require_text_tower("encode_text needs a text tower", "encode images only")
         features = text.encode(token_ids)
         return F.normalize(features, dim=-1) if normalize else features
+
+    def save_plain_weights(self, state: dict[str, torch.Tensor], folder: Path) -> str:
+        """Write a plain model's weights (:meth:`Adapter.merged_backbone_state`) into ``folder`` in the
+        format of the model's own library, so they load without mmadapt; return the Python code that
+        loads them, with ``{folder}`` standing for the folder.
+
+        Backbones whose library has such a format implement it (``openclip``: open_clip's
+        ``local-dir:``/``hf-hub:`` layout); the default refuses.
+        """
+        raise UserError(f"backbone {self.name} has no plain weight format to write merged weights in; "
+                        "export without --merge")
 
     def require_text_tower(self, needed_by: str, fix: str) -> TextTower:
         """The text tower, or a ``UserError`` "<needed_by>; backbone <name> has no text tower: <fix> (<who has>)".

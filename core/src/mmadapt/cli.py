@@ -58,6 +58,24 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="recipe overrides, e.g. data.root=/other/data")
     evaluate.set_defaults(handler=_eval)
 
+    export = sub.add_parser("export", help="write a finished run's adapter as a shareable folder (config, weights, "
+                                           "model card)")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a finished run (a --seeds run: its parent folder)")
+    export.add_argument("--out", required=True, metavar="DIR", help="the folder to write")
+    export.add_argument("--seed", type=int, help="of a --seeds run: the seed whose weights are exported "
+                                                 "(default: the first)")
+    export.add_argument("--merge", action="store_true",
+                        help="also write the base model with the adapter folded in (LoRA, aTLAS, finetune) as plain "
+                             "weights under DIR/merged")
+    export.add_argument("--push", metavar="REPO", help="then upload DIR to this Hugging Face Hub repository (ORG/NAME)")
+    export.set_defaults(handler=_export)
+
+    predict = sub.add_parser("predict", help="print the top classes of images with an exported adapter")
+    predict.add_argument("adapter", metavar="DIR", help="a folder written by `adapt export`, or hf-hub:ORG/NAME")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    predict.add_argument("--top-k", type=int, default=3, help="classes shown per image (default 3)")
+    predict.set_defaults(handler=_predict)
+
     plugins = sub.add_parser("plugins", help="list installed plugins, their components and load errors")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(handler=lambda args: _plugins(manager, args))
@@ -158,6 +176,32 @@ def _eval(args: argparse.Namespace) -> int:
     from .runner import evaluate_run
 
     evaluate_run(args.run_dir, args.overrides)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_run, push_export
+
+    out = export_run(args.run_dir, args.out, merge=args.merge, seed=args.seed)
+    print(f"wrote {out}/ (config.json, adapter.safetensors, README.md); "
+          f"load it with mmadapt.load_adapter({str(out)!r})")
+    merged = json.loads((out / "config.json").read_text()).get("merged")
+    if merged:
+        print(f"merged plain weights in {out / merged['folder']}/, loaded without mmadapt by:\n"
+              + merged["load"].format(folder=out / merged["folder"]))
+    if args.push:
+        print(f"pushed to {push_export(out, args.push)}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .exported import load_adapter
+
+    if args.top_k < 1:
+        raise UserError(f"--top-k must be at least 1; got {args.top_k}")
+    adapter = load_adapter(args.adapter)
+    for image, classes in zip(args.images, adapter.top_classes(args.images, args.top_k)):
+        print(f"{image}: " + ", ".join(f"{name} {score:.3f}" for name, score in classes))
     return 0
 
 

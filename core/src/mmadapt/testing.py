@@ -14,8 +14,9 @@ Helpers: ``tiny_recipe(**sections)``, ``tiny_recipe_from(path, **sections)``,
 ``run_recipe(recipe, output_dir) -> summary``, ``tiny_bundle``, ``make_batch``, ``train_steps``,
 ``parameter_snapshot``, ``assert_only_trainable_changed``, ``assert_adapter_contract``,
 ``assert_shared_prefix_exact``, ``assert_import_is_cheap``, and the multi-process matrix's ``ProcessCase`` and
-``assert_same_across_processes``, and ``adapt_subprocess`` (``adapt`` in a fresh process, killed mid-stage for
-resume tests). docs/testing-plugins.md shows each with an example.
+``assert_same_across_processes``, ``adapt_subprocess`` (``adapt`` in a fresh process, killed mid-stage for
+resume tests), and ``assert_export_reproduces_run`` (``adapt export`` then ``load_adapter`` gives the run's
+outputs). docs/testing-plugins.md shows each with an example.
 
 Importing this module stays cheap (pytest loads it at start-up): torch loads inside the helpers.
 """
@@ -35,6 +36,7 @@ import pytest
 from .config import DataConfig
 from .hookspecs import hookimpl
 from .plugins import PluginManager, get_plugin_manager, reset_plugin_manager
+from .testing_export import assert_export_reproduces_run as assert_export_reproduces_run
 from .testing_killed import adapt_subprocess as adapt_subprocess
 from .testing_processes import ProcessCase as ProcessCase
 from .testing_processes import assert_same_across_processes as assert_same_across_processes

@@ -59,7 +59,8 @@ def tiny_openclip_backbone(arch: str = "vit", seed: int = 0) -> Any:
     """An ``OpenClipBackbone`` around ``tiny_openclip_model(arch, seed)`` with CLIP's BPE tokenizer."""
     from mmadapt.builtin.openclip import OpenClipBackbone
 
-    return OpenClipBackbone(tiny_openclip_model(arch, seed), _clip_tokenizer(), name=f"tiny openclip {arch}")
+    return OpenClipBackbone(tiny_openclip_model(arch, seed), _clip_tokenizer(), name=f"tiny openclip {arch}",
+                            model_config=tiny_openclip_config(arch))
 
 
 def tiny_clip_from_config(config: Any) -> Any:

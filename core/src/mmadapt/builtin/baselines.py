@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -19,6 +20,7 @@ class ZeroShot(ZeroShotClasses, Adapter):
     """CLIP's zero-shot classifier: cosine similarity to hand-written prompt features."""
 
     frozen_image_features = True
+    paper = "Radford et al., Learning Transferable Visual Models From Natural Language Supervision, ICML 2021"
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
@@ -35,6 +37,7 @@ class LinearProbe(Adapter):
     """A linear head on frozen, normalised image features (logistic regression with the engine's decay)."""
 
     frozen_image_features = True
+    paper = "Radford et al., Learning Transferable Visual Models From Natural Language Supervision, ICML 2021"
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
@@ -55,6 +58,8 @@ class LinearProbe(Adapter):
 
 class Lora(Adapter):
     """LoRA (HF PEFT) injected into the chosen tower's blocks; classes are zero-shot text features."""
+
+    paper = "Hu et al., LoRA: Low-Rank Adaptation of Large Language Models, ICLR 2022"
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
@@ -112,6 +117,17 @@ class Lora(Adapter):
         classes = self.class_embeddings().to(features.dtype)
         return {"logits": self.backbone.logit_scale * features @ classes.t(), "features": features}
 
+    def merged_backbone_state(self) -> dict[str, torch.Tensor]:
+        """The backbone model's weights with every LoRA update merged in (PEFT's ``merge``), under its plain names."""
+        model = _plain_model(self.backbone, "lora")
+        merged = copy.deepcopy(model)
+        with torch.no_grad():
+            for layer in merged.modules():
+                if hasattr(layer, "lora_A") and hasattr(layer, "merge"):
+                    layer.merge()
+        # PEFT keeps a wrapped layer's own weights under ``base_layer``; the plain model has them one level up.
+        return {name.replace(".base_layer.", "."): tensor.detach()
+                for name, tensor in merged.state_dict().items() if "lora_" not in name}
 
 
 class Finetune(ZeroShotClasses, Adapter):
@@ -121,6 +137,8 @@ class Finetune(ZeroShotClasses, Adapter):
     model's, so the fine-tuned image tower minus the pre-trained one is a vector in weight space that
     composes with others over the same base. AdamW with a low learning rate and weight decay suits it.
     """
+
+    paper = "Ilharco et al., Editing Models with Task Arithmetic, ICLR 2023"
 
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
@@ -140,3 +158,16 @@ class Finetune(ZeroShotClasses, Adapter):
         features = features / features.norm(dim=-1, keepdim=True)
         logits = self.backbone.logit_scale * features @ self.class_embeddings.to(features.dtype).t()
         return {"logits": logits, "features": features}
+
+    def merged_backbone_state(self) -> dict[str, torch.Tensor]:
+        """The backbone model's weights, its fine-tuned image tower included."""
+        return {name: tensor.detach() for name, tensor in _plain_model(self.backbone, "finetune").state_dict().items()}
+
+
+def _plain_model(backbone: Backbone, adapter: str) -> nn.Module:
+    """The library model a backbone wraps (open_clip's CLIP, timm's ViT), whose weights a merge writes."""
+    model = getattr(backbone, "model", None)
+    if not isinstance(model, nn.Module):
+        raise UserError(f"adapter {adapter} cannot merge into backbone {backbone.name}: it wraps no plain model "
+                        "whose weights could be written; export without --merge")
+    return model

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import open_clip
@@ -14,7 +16,7 @@ from torch import nn
 from mmadapt.backbone import Backbone, Preprocessing
 from mmadapt.errors import UserError
 
-from .hub import download_failure, hub_offline_when_unreachable, offline_help
+from ..hub import download_failure, hub_offline_when_unreachable, offline_help
 from .openclip_towers import OpenClipTextTower, OpenClipTokenTextTower, Tokenizer, image_tower, text_transformer
 
 if TYPE_CHECKING:
@@ -31,11 +33,15 @@ class OpenClipBackbone(Backbone):
     Face models) a ``TextTower``.
     """
 
-    def __init__(self, model: nn.Module, tokenizer: Tokenizer | None = None, name: str = "openclip") -> None:
+    def __init__(self, model: nn.Module, tokenizer: Tokenizer | None = None, name: str = "openclip",
+                 model_config: dict[str, Any] | None = None) -> None:
         """Wrap an already built open_clip ``model``; freezes it and puts it in eval mode.
 
         ``tokenizer`` defaults to open_clip's CLIP BPE tokenizer at the model's context length.
-        Plugins that build their own open_clip model (their own config and weights) use this.
+        ``model_config`` is open_clip's config of the model (``embed_dim``, ``vision_cfg``,
+        ``text_cfg``, ...), which :meth:`save_plain_weights` writes beside merged weights; without it
+        merged weights cannot be written. Plugins that build their own open_clip model (their own
+        config and weights) use this.
         """
         if tokenizer is None:
             tokenizer = open_clip.SimpleTokenizer(context_length=model.context_length)
@@ -44,6 +50,7 @@ class OpenClipBackbone(Backbone):
         text = text_class(model, tokenizer, f"{name} text tower")
         super().__init__(image, text, _preprocessing_of(model.visual), _embed_dim_of(model, text), name)
         self.model = model
+        self.model_config = model_config
         self.freeze_pretrained()
 
     @classmethod
@@ -58,13 +65,31 @@ class OpenClipBackbone(Backbone):
             f"the tokenizer of {config.arch!r}",
             local_key=None,
         )
-        return cls(model, tokenizer, name=f"openclip {config.arch}")
+        model_config = {**open_clip.get_model_config(config.arch), "quick_gelu": _quick_gelu(config, tag_cfg)}
+        return cls(model, tokenizer, name=f"openclip {config.arch}", model_config=model_config)
 
     @property
     def logit_scale(self) -> torch.Tensor:
         """``exp`` of the model's learned temperature, as a scalar tensor."""
         # Some models store it with shape (1,); callers multiply logits by a scalar.
         return self.model.logit_scale.exp().reshape(())
+
+    def save_plain_weights(self, state: dict[str, torch.Tensor], folder: Path) -> str:
+        """Write ``open_clip_config.json`` and ``open_clip_model.safetensors``, open_clip's own layout:
+        ``open_clip.create_model("local-dir:FOLDER")`` (or ``"hf-hub:ORG/NAME"`` once pushed) loads them."""
+        from safetensors.torch import save_file
+
+        if self.model_config is None:
+            raise UserError(f"backbone {self.name} was built without its open_clip model config, so merged weights "
+                            "cannot be written in open_clip's format; export without --merge")
+        preprocess = {"mean": list(self.preprocessing.mean), "std": list(self.preprocessing.std),
+                      "interpolation": self.preprocessing.interpolation}
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "open_clip_config.json").write_text(
+            json.dumps({"model_cfg": self.model_config, "preprocess_cfg": preprocess}, indent=2) + "\n")
+        save_file({name: tensor.detach().cpu().contiguous() for name, tensor in state.items()},
+                  str(folder / "open_clip_model.safetensors"))
+        return 'import open_clip\n\nmodel = open_clip.create_model("local-dir:{folder}")'
 
 
 def _preprocessing_of(visual: nn.Module) -> Preprocessing:
@@ -117,10 +142,14 @@ def _pretrained_tag_cfg(arch: str, pretrained: str | None) -> dict[str, Any]:
     )
 
 
-def _create_model(config: OpenClipConfig, pretrained: str | None, tag_cfg: dict[str, Any]) -> nn.Module:
+def _quick_gelu(config: OpenClipConfig, tag_cfg: dict[str, Any]) -> bool:
     # A tag records whether its weights were trained with QuickGELU; building the arch's default GELU
     # instead would load them without error but give wrong features.
-    quick_gelu = config.quick_gelu if config.quick_gelu is not None else bool(tag_cfg.get("quick_gelu", False))
+    return config.quick_gelu if config.quick_gelu is not None else bool(tag_cfg.get("quick_gelu", False))
+
+
+def _create_model(config: OpenClipConfig, pretrained: str | None, tag_cfg: dict[str, Any]) -> nn.Module:
+    quick_gelu = _quick_gelu(config, tag_cfg)
 
     def create() -> nn.Module:
         return open_clip.create_model(

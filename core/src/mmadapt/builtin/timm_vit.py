@@ -18,7 +18,7 @@ from mmadapt.backbone import Backbone, Preprocessing
 from mmadapt.errors import UserError
 from mmadapt.towers import Prefix, TokenImageTower, TransformerBlock, level_indices, multi_head_attention
 
-from .hub import download_failure, hub_offline_when_unreachable, offline_help
+from ..hub import download_failure, hub_offline_when_unreachable, offline_help
 
 if TYPE_CHECKING:
     # Only for annotations: backbones.py imports this module lazily, and not the other way round.

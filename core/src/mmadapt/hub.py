@@ -1,7 +1,8 @@
-"""Downloads from the Hugging Face Hub that fail fast and explain themselves when there is no network.
+"""Hugging Face Hub access that fails fast and explains itself when there is no network.
 
-The ``openclip`` and ``timm`` backbones fetch pretrained files through these helpers. Importing this
-module is cheap; ``huggingface_hub`` is imported when a download is about to happen.
+The ``openclip`` and ``timm`` backbones fetch pretrained files through these helpers, and exported
+adapters are downloaded (``load_adapter("hf-hub:...")``) and pushed (``adapt export --push``) with
+them. Importing this module is cheap; ``huggingface_hub`` is imported when the Hub is about to be used.
 """
 
 from __future__ import annotations
