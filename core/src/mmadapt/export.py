@@ -174,12 +174,14 @@ def _copy_exported_files(files: dict[str, Any], out: Path) -> dict[str, Any]:
     copied: dict[str, Any] = {}
     for key, paths in files.items():
         single = isinstance(paths, (str, Path))
-        relative = []
-        for path in [paths] if single else paths:
+        relative: list[str] = []
+        for index, path in enumerate([paths] if single else paths):
             source = Path(path)
             if not source.is_file():
                 raise UserError(f"adapter.{key}: {source} does not exist; the export needs the file the run used")
-            target = out / FILES / key / source.name
+            # Files of one key from different folders may share a name; the copies must not.
+            taken = {Path(name).name for name in relative}
+            target = out / FILES / key / (source.name if source.name not in taken else f"{index}-{source.name}")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             relative.append(target.relative_to(out).as_posix())

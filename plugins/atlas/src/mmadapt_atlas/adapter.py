@@ -29,6 +29,9 @@ from .vectors import base_identity, check_base, load_vector, local_names
 class Atlas(ZeroShotClasses, Adapter):
     """Learned coefficients ``(vectors, blocks, K)`` over task vectors kept as frozen buffers."""
 
+    paper = ("Zhang et al., Knowledge Composition using Task Vectors with Learned Anisotropic Scaling,"
+             " NeurIPS 2024")
+
     #: forward() scores ``batch["strong_image"]`` too, as ``strong_logits`` (``atlas-tta``'s strong view).
     scores_strong_views = True
 
@@ -83,6 +86,16 @@ class Atlas(ZeroShotClasses, Adapter):
                 scale = coefficients[:, 0].reshape(-1, *([1] * base.dim()))
             composed[name] = base + (scale * stack).sum(0).to(base.dtype)
         return composed
+
+    def exported_files(self) -> dict[str, list[str]]:
+        """The task vector files: an export carries them, since the coefficients mean nothing without them."""
+        return {"vectors": [str(path) for path in self.config.vectors]}
+
+    def merged_backbone_state(self) -> dict[str, torch.Tensor]:
+        """The base model's weights with every image-tower block replaced by its composed weight."""
+        from .merge import merged_state_dict
+
+        return merged_state_dict(self)[0]
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """``logits`` (and ``features``) of the composed image tower; ``strong_logits`` of ``batch["strong_image"]``."""

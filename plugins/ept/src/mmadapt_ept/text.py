@@ -25,6 +25,8 @@ class Ept(Adapter):
     sequence is cut after the current classes' longest end token; with fusion off that is exact.
     """
 
+    paper = "Lan et al., Efficient Prompt Tuning by Multi-Space Projection and Prompt Fusion, AAAI 2025"
+
     frozen_image_features = True
     #: Put ``handwritten_text_features`` in the training outputs (``kg-regularizer`` switches it on).
     report_handwritten: bool = False

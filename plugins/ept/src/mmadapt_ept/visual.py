@@ -20,6 +20,8 @@ from .parts import EptParts
 class EptVisual(Adapter):
     """Image features with EPT's visual prompt and patch offsets; logits from a zero-shot or linear head."""
 
+    paper = "Lan et al., Efficient Prompt Tuning by Multi-Space Projection and Prompt Fusion, AAAI 2025"
+
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
         image = backbone.require_token_image_tower(

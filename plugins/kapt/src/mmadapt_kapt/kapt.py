@@ -46,6 +46,8 @@ class Kapt(Adapter):
     new classes at test time need only theirs (``set_task``).
     """
 
+    paper = "Kan et al., Knowledge-Aware Prompt Tuning for Generalizable Vision-Language Models, ICCV 2023"
+
     report_handwritten = False  # kg-regularizer switches it on
 
     def __init__(self, config: KaptConfig, backbone: Backbone, task: Task) -> None:

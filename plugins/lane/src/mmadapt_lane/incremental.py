@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 from mmadapt import Adapter, Backbone, Task
 
-from .tasks import task_blocks
+from .tasks import IncrementalTask, task_blocks
 
 
 class IncrementalAdapter(Adapter):
@@ -28,6 +29,14 @@ class IncrementalAdapter(Adapter):
         self.register_buffer("class_masks", masks, persistent=False)
         self.current: int | None = None
         self.seen = len(self.class_blocks)
+
+    @classmethod
+    def task_from_export(cls, fields: dict[str, Any]) -> Task:
+        """The exported task with its task blocks (an :class:`IncrementalTask` when it had any)."""
+        if not fields.get("task_sizes"):
+            return super().task_from_export(fields)
+        known = {field.name for field in dataclasses.fields(IncrementalTask)}
+        return IncrementalTask(**{name: value for name, value in fields.items() if name in known})
 
     @property
     def num_tasks(self) -> int:

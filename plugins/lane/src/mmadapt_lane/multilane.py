@@ -26,6 +26,9 @@ class MultiLane(IncrementalAdapter):
     or, per image, the lane whose key matches best (``inference: task``).
     """
 
+    paper = ("De Min et al., Less is more: Summarizing Patch Tokens for efficient Multi-Label "
+             "Class-Incremental Learning, CoLLAs 2024")
+
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
         check_prompt_layers(backbone, config.prompt_layers, "adapter multi-lane")

@@ -133,6 +133,9 @@ def _identity_backbone(section: Section | None) -> Backbone | None:
 class RaveAdapter(LitAdapter):
     """``rave``: the residual vector v_res and its target t are buffers the protocol sets from the data."""
 
+    paper = ("Gaintseva et al., RAVE: Residual Vector Embedding for CLIP-Guided Backlit Image Enhancement,"
+             " ECCV 2024")
+
     guidance = "rave"
 
     def __init__(self, config: RaveConfig, backbone: Backbone, task: Task) -> None:
@@ -158,6 +161,8 @@ class RaveAdapter(LitAdapter):
 
 class ClipLitAdapter(LitAdapter):
     """``clip-lit``: two learned prompts in token space; each prompt's whole embedding sequence trains."""
+
+    paper = "Liang et al., Iterative Prompt Learning for Unsupervised Backlit Image Enhancement, ICCV 2023"
 
     guidance = "clip-lit"
 
@@ -186,6 +191,9 @@ class ClipLitAdapter(LitAdapter):
 
 class ClipLitLatentAdapter(LitAdapter):
     """``clip-lit-latent``: two free joint-space vectors (randn init); no text tower needed."""
+
+    paper = ("Gaintseva et al., RAVE: Residual Vector Embedding for CLIP-Guided Backlit Image Enhancement,"
+             " ECCV 2024 (its CLIP-LIT-Latent baseline)")
 
     guidance = "clip-lit-latent"
 

@@ -21,6 +21,8 @@ class Cocoop(PromptAdapter):
     text encoder in one call (same features, one large batched pass).
     """
 
+    paper = "Zhou et al., Conditional Prompt Learning for Vision-Language Models, CVPR 2022"
+
     def __init__(self, config: Any, backbone: Backbone, task: Task) -> None:
         super().__init__(config, backbone, task)
         vis_dim, hidden = backbone.embed_dim, backbone.embed_dim // 16

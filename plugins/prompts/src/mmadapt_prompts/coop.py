@@ -17,6 +17,8 @@ class Coop(PromptAdapter):
     classes (not per image) and once per evaluation (``cached_in_eval``).
     """
 
+    paper = "Zhou et al., Learning to Prompt for Vision-Language Models, IJCV 2022"
+
     def initial_context(self) -> torch.Tensor:
         """Words (``init``), else N(0, 0.02); one context per class with ``csc``."""
         config = self.config

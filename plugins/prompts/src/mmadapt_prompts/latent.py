@@ -19,6 +19,9 @@ from torch import nn
 class LatentPrompt(Adapter):
     """Learned class vectors ``(n_classes, embed_dim)``; classes it was not trained on use zero-shot features."""
 
+    paper = ("Yi et al., ConES: Concept Embedding Search for Parameter Efficient Tuning Large Vision Language Models,"
+             " arXiv 2305.18993")
+
     frozen_image_features = True
     #: Put ``handwritten_text_features`` (the zero-shot vectors) in the training outputs (KgCoOp).
     report_handwritten: bool = False

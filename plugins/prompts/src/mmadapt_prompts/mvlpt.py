@@ -16,6 +16,8 @@ from .coop import Coop
 class Mvlpt(Coop):
     """CoOp with MCoOp's defaults (16 context tokens, class name in the middle) and ``init_from``."""
 
+    paper = "Shen et al., Multitask Vision-Language Prompt Tuning, arXiv 2211.11720"
+
     def initial_context(self) -> torch.Tensor:
         """The context of the ``init_from`` run (averaged over its seeds), else CoOp's initialisation."""
         config = self.config

@@ -5,7 +5,7 @@ from __future__ import annotations
 from mmadapt import UserError
 
 from .config import ShapesClipConfig
-from .model import DEFAULT_WEIGHTS, MODEL_NAME, create_model, get_tokenizer
+from .model import DEFAULT_WEIGHTS, MODEL_NAME, create_model, get_tokenizer, model_config
 
 
 def build_backbone(config: ShapesClipConfig):
@@ -20,4 +20,4 @@ def build_backbone(config: ShapesClipConfig):
             f"backbone.weights: {path} does not exist. The shipped weights come with mmadapt-shapes; "
             "train your own with `adapt shapes pretrain --out DIR` and pass DIR/weights.safetensors"
         ) from None
-    return OpenClipBackbone(model, get_tokenizer(), name=MODEL_NAME)
+    return OpenClipBackbone(model, get_tokenizer(), name=MODEL_NAME, model_config=model_config())

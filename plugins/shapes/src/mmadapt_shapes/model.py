@@ -55,6 +55,13 @@ def create_model(weights: str | Path | None = "default", device: str = "cpu") ->
     return model.to(device)
 
 
+def model_config() -> dict[str, Any]:
+    """open_clip's config of ``shapes-clip`` (``embed_dim``, ``vision_cfg``, ``text_cfg``): the shipped JSON."""
+    import json
+
+    return json.loads((CONFIG_DIR / f"{MODEL_NAME}.json").read_text())
+
+
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Model weights from a ``.safetensors`` file or from a pretraining checkpoint, as fp32."""
     import torch
