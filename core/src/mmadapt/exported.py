@@ -62,6 +62,7 @@ class LoadedAdapter(nn.Module):
 
     def classify(self, images: ImageInput | Sequence[ImageInput] | torch.Tensor) -> list[str]:
         """The top class name of each image."""
+        self._require_classifier("classify")
         return [self.classnames[i] for i in self.logits(images).argmax(dim=-1).tolist()]
 
     def top_classes(self, images: ImageInput | Sequence[ImageInput] | torch.Tensor,
@@ -108,7 +109,7 @@ class LoadedAdapter(nn.Module):
     def _require_classifier(self, what: str) -> None:
         if self.is_enhancer:
             raise UserError(f"the exported {self.config['method']} adapter enhances images; {what} is for "
-                            "classifiers, use enhance(images)")
+                            "classifiers: use enhance(images)")
 
     def _pixels(self, images: Any) -> torch.Tensor | list[torch.Tensor]:
         device = next(self.adapter.parameters(), torch.empty(0)).device
