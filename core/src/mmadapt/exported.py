@@ -21,15 +21,15 @@ from .hub import download_failure, hub_offline_when_unreachable, offline_help
 
 HUB_PREFIX = "hf-hub:"
 
-#: One image: a file path, or a PIL image.
+#: One image: a file path, a PIL image or an ``(H, W, 3)`` uint8 array.
 ImageInput = Any
 
 
 class LoadedAdapter(nn.Module):
     """An exported adapter on its rebuilt backbone, in eval mode: classify, score or enhance images.
 
-    Images are file paths or PIL images (one, or a list); they are prepared with the exported
-    preprocessing. A tensor is taken as already prepared: for classifiers a ``(B, 3, S, S)``
+    Images are file paths, PIL images or ``(H, W, 3)`` uint8 arrays (one, or a list); they are
+    prepared with the exported preprocessing. A tensor is taken as already prepared: for classifiers a ``(B, 3, S, S)``
     normalised batch, for enhancers RGB pixels in [0, 1]. Move the module with ``.to(device)``.
     """
 
@@ -231,6 +231,8 @@ def _open(item: Any) -> Any:
 
     if isinstance(item, Image.Image):
         return item.convert("RGB")
+    if hasattr(item, "__array_interface__"):  # an (H, W, 3) uint8 array, as numpy and PIL exchange them
+        return Image.fromarray(item).convert("RGB")
     path = Path(item)
     if not path.is_file():
         raise UserError(f"{path}: no such image file")
