@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -154,3 +155,36 @@ def test_a_folder_that_is_not_an_export_is_refused(tmp_path):
         load_adapter(tmp_path)
     with pytest.raises(UserError, match="no such folder"):
         load_adapter(tmp_path / "absent")
+
+
+def test_push_uploads_the_folder_to_the_named_repository(lora_run, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    class RecordingApi:
+        def create_repo(self, repo, exist_ok):
+            calls.append(("create", repo, exist_ok))
+
+        def upload_folder(self, folder_path, repo_id, commit_message):
+            calls.append(("upload", sorted(p.name for p in Path(folder_path).iterdir()), repo_id))
+            return type("Commit", (), {"repo_url": f"https://hub.example/{repo_id}"})()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("mmadapt.export.hub_reachable", lambda endpoint: True)
+    assert adapt_command(["export", str(lora_run), "--out", str(tmp_path / "export"), "--push", "me/tiny-lora"]) == 0
+    assert calls == [("create", "me/tiny-lora", True),
+                     ("upload", ["README.md", "adapter.safetensors", "config.json"], "me/tiny-lora")]
+
+
+def test_a_hub_repository_loads_like_its_folder(lora_run, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    out = export_run(lora_run, tmp_path / "export")
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id: asked.append(repo_id) or str(out))
+    images = torch.zeros(2, 3, 32, 32)
+    torch.testing.assert_close(load_adapter("hf-hub:me/tiny-lora").logits(images), load_adapter(out).logits(images),
+                               atol=0, rtol=0)
+    assert asked == ["me/tiny-lora"]

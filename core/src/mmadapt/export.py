@@ -164,7 +164,7 @@ def _plugin_versions(recipe: Any) -> dict[str, str]:
     versions = {}
     for section in (recipe.backbone, recipe.adapter):
         component = section.component
-        if component.distribution:
+        if component.distribution and component.distribution != "mmadapt":  # the core is listed on its own
             versions[component.distribution] = component.version or "unknown"
     return versions
 

@@ -21,8 +21,8 @@ def model_card(config: dict[str, Any], paper: str) -> str:
         "",
         f"A `{config['method']}` adapter trained with mmadapt (mmadapt "
         f"{config['versions']['mmadapt']}{', ' + plugins if plugins else ''}) on the base model "
-        f"`{backbone['model']}` (backbone `{backbone['section']['name']}`, pretrained "
-        f"`{backbone['pretrained']}`, weights SHA-256 `{backbone['weights_sha256'][:16]}…`).",
+        f"`{backbone['model']}` (backbone section `{json.dumps(backbone['section'])}`, weights SHA-256 "
+        f"`{backbone['weights_sha256'][:16]}…`).",
         "",
         f"- Method: {paper}",
         f"- Task: {task.get('name') or 'unnamed'} ({task['kind']}, {len(task['classnames'])} classes: "
