@@ -188,3 +188,23 @@ def test_a_hub_repository_loads_like_its_folder(lora_run, tmp_path, monkeypatch)
     torch.testing.assert_close(load_adapter("hf-hub:me/tiny-lora").logits(images), load_adapter(out).logits(images),
                                atol=0, rtol=0)
     assert asked == ["me/tiny-lora"]
+
+
+def test_a_pretrained_base_offline_and_uncached_fails_clearly(lora_run, tmp_path, unreachable_hub):
+    out = export_run(lora_run, tmp_path / "export")
+    config = json.loads((out / "config.json").read_text())
+    config["backbone"]["section"] = {"name": "openclip", "arch": "ViT-B-32", "pretrained": "openai",
+                                     "cache_dir": str(tmp_path / "empty-cache")}
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="cannot get the weights of 'ViT-B-32' pretrained='openai'"):
+        load_adapter(out)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_loaded_adapter_moves_to_the_gpu_with_its_inputs(lora_run, tmp_path):
+    out = export_run(lora_run, tmp_path / "export")
+    pictures = [tiny_bundle().split("test").load(i)["image"] for i in range(4)]
+    on_gpu = load_adapter(out, device="cuda")
+    logits = on_gpu.logits(pictures)
+    assert logits.device.type == "cuda"
+    torch.testing.assert_close(logits.cpu(), load_adapter(out).logits(pictures), atol=1e-4, rtol=1e-4)
