@@ -29,8 +29,9 @@ class LoadedAdapter(nn.Module):
     """An exported adapter on its rebuilt backbone, in eval mode: classify, score or enhance images.
 
     Images are file paths, PIL images or ``(H, W, 3)`` uint8 arrays (one, or a list); they are
-    prepared with the exported preprocessing. A tensor is taken as already prepared: for classifiers a ``(B, 3, S, S)``
-    normalised batch, for enhancers RGB pixels in [0, 1]. Move the module with ``.to(device)``.
+    prepared with the exported preprocessing. A tensor is taken as already prepared: for classifiers
+    a ``(B, 3, S, S)`` normalised batch, for enhancers RGB pixels in [0, 1]. Move the module with
+    ``.to(device)``.
     """
 
     def __init__(self, adapter: Adapter, config: dict[str, Any], folder: Path) -> None:
@@ -116,6 +117,8 @@ class LoadedAdapter(nn.Module):
         if isinstance(images, torch.Tensor):
             return images.to(device)
         items = [images] if isinstance(images, (str, Path)) or not isinstance(images, Sequence) else list(images)
+        if not items:
+            raise UserError("no images given; pass image files, PIL images or arrays")
         pictures = [_open(item) for item in items]
         if self.is_enhancer:
             from torchvision.transforms.functional import to_tensor
