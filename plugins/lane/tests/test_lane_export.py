@@ -1,7 +1,8 @@
-"""An exported MULTI-LANE run keeps its task blocks and gives the run's logits after the last task."""
+"""Exported class-incremental runs keep their task blocks and give the run's logits after the last task."""
 
 from __future__ import annotations
 
+import pytest
 from mmadapt.testing import assert_export_reproduces_run, run_recipe
 
 RECIPE = {
@@ -16,7 +17,11 @@ RECIPE = {
 }
 
 
-def test_an_exported_multi_lane_serves_every_task(tiny_plugin, tmp_path):
-    run_recipe(RECIPE, tmp_path)
+@pytest.mark.parametrize("adapter", [
+    {"name": "multi-lane", "num_selectors": 4, "prompt_length": 4, "prompt_layers": 2},
+    {"name": "seq-prompt", "prompt_length": 4, "prompt_layers": 2},
+], ids=["multi-lane", "seq-prompt"])
+def test_an_exported_incremental_adapter_serves_every_task(adapter, tiny_plugin, tmp_path):
+    run_recipe({**RECIPE, "adapter": adapter}, tmp_path)
     loaded = assert_export_reproduces_run(tmp_path / "run", tmp_path / "export")
     assert loaded.adapter.num_tasks == 4 and loaded.adapter.task.task_sizes == [3, 3, 3, 3]
