@@ -9,6 +9,7 @@ and ``MMADAPT_LOAD_PLUGINS=a,b`` loads only the named entry points or distributi
 from __future__ import annotations
 
 import importlib
+import importlib.resources
 import os
 import traceback
 import warnings
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -53,6 +55,15 @@ class PluginInfo:
         return f"{self.name!r} ({origin})"
 
 
+@dataclass(frozen=True)
+class RecipeFolder:
+    """A folder of recipe files that a plugin ships (its ``register_recipes`` hook)."""
+
+    plugin: str
+    distribution: str | None
+    path: Path
+
+
 class PluginManager:
     """Loads plugins, records failures and fills a :class:`~mmadapt.registry.Registry`."""
 
@@ -61,6 +72,8 @@ class PluginManager:
         self.pm.add_hookspecs(hookspecs)
         self.registry = Registry()
         self.plugins: dict[str, PluginInfo] = {}
+        #: The recipe folders of every loaded plugin, in load order.
+        self.recipe_folders: list[RecipeFolder] = []
         self.strict = _env_flag("MMADAPT_STRICT_PLUGINS") if strict is None else strict
         self.only = _env_list("MMADAPT_LOAD_PLUGINS") if only is None else only
 
@@ -130,12 +143,17 @@ class PluginManager:
                 if impl.plugin is plugin:
                     stage = _STAGERS.get(kind) or partial(_stage, kind)
                     impl.function(register=partial(stage, staged, info))
+        folders: list[RecipeFolder] = []
+        for impl in self.pm.hook.register_recipes.get_hookimpls():
+            if impl.plugin is plugin:
+                impl.function(register=partial(_stage_recipes, folders, info))
         # All of a plugin's components land together, so a plugin failing halfway adds nothing.
         components = [component for kind in KINDS for component in staged.all(kind)]
         for component in components:
             self.registry.check_new(component)
         for component in components:
             self.registry.add(component)
+        self.recipe_folders.extend(folders)
 
 
 def plugin_report(manager: PluginManager) -> list[dict]:
@@ -195,6 +213,19 @@ def _stage_benchmark(
 ) -> None:
     origin = (info.name, info.distribution, info.version)
     staged.add(Component("benchmark", name, run, None, summary, *origin, add_arguments=add_arguments))
+
+
+def _stage_recipes(folders: list[RecipeFolder], info: PluginInfo, location: str | os.PathLike[str]) -> None:
+    if isinstance(location, str):
+        path = Path(str(importlib.resources.files(location) / "recipes"))
+        where = f"package {location!r}'s recipes/ folder ({path})"
+    else:
+        path = Path(location)
+        where = str(path)
+    if not path.is_dir():
+        raise ValueError(f"register_recipes: {where} is not a folder; a package lists its recipes as package data "
+                         "so that its wheel carries them")
+    folders.append(RecipeFolder(info.name, info.distribution, path))
 
 
 _STAGERS = {"command": _stage_command, "benchmark": _stage_benchmark}
