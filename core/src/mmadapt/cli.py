@@ -11,15 +11,23 @@ from pathlib import Path
 
 from . import __version__
 from .errors import PluginLoadError, UserError
-from .plugins import PluginManager, get_plugin_manager, plugin_report
+from .plugins import PluginManager, get_plugin_manager, plugin_report, reset_plugin_manager
 from .registry import Component
 from .shipped_recipes import copy_recipe, resolve_recipe, shipped_recipes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``adapt``; returns the exit code (2 for bad input, without a traceback)."""
+    installed = None
     try:
+        local, argv = split_local_plugins(sys.argv[1:] if argv is None else argv)
         manager = get_plugin_manager()
+        if local:
+            # A manager of its own: the local plugins join for this command and leave with it.
+            installed, manager = manager, PluginManager().load()
+            for source in local:
+                manager.add_local_plugin(source)
+            reset_plugin_manager(manager)
         parser = build_parser(manager)
         args, extra = parser.parse_known_args(argv)
         if getattr(args, "load_error", None) is not None:
@@ -32,6 +40,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if installed is not None:
+            reset_plugin_manager(installed)
+
+
+def split_local_plugins(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The ``-p``/``--plugin`` values given before the command, and the arguments after them.
+
+    Only options before the command count, so a plugin command may have a ``-p`` of its own.
+    """
+    local: list[str] = []
+    rest = list(argv)
+    while rest:
+        head = rest[0]
+        if head in ("-p", "--plugin"):
+            if len(rest) < 2:
+                raise UserError(f"{head} needs a module name or a .py file")
+            local.append(rest[1])
+            del rest[:2]
+        elif head.startswith("--plugin="):
+            local.append(head.partition("=")[2])
+            del rest[0]
+        elif head.startswith("-p") and not head.startswith("--"):
+            local.append(head[2:])
+            del rest[0]
+        else:
+            break
+    return local, rest
 
 
 def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
@@ -40,6 +76,11 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
         prog="adapt", description="Adapt pretrained vision-language models with parameter-efficient methods."
     )
     parser.add_argument("--version", action="version", version=f"mmadapt {__version__}")
+    # Read by split_local_plugins before the parser is built (their commands and components join it);
+    # declared here for --help.
+    parser.add_argument("-p", "--plugin", action="append", metavar="MODULE|FILE.py",
+                        help="load a plugin that is not installed, for this command (a module on sys.path "
+                             "or a .py file with hook implementations); may be repeated")
     parser.set_defaults(handler=lambda _args: parser.print_help() or 0)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -209,7 +250,10 @@ def _plugins(manager: PluginManager, args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     for entry in report:
-        origin = f"{entry['distribution']} {entry['version']}" if entry["distribution"] else "builtin"
+        if entry["local"]:
+            origin = f"local {entry['local']}"
+        else:
+            origin = f"{entry['distribution']} {entry['version']}" if entry["distribution"] else "builtin"
         print(f"{entry['name']}  ({origin})")
         if entry["error"]:
             print(f"    FAILED TO LOAD: {entry['error']}")
