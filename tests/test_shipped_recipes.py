@@ -134,3 +134,11 @@ def test_the_quickstart_ships_by_name(plugin_manager):
     names = {recipe.name: recipe.plugin for recipe in shipped_recipes(plugin_manager)}
     assert names.get("quickstart") == "prompts"
     assert {"shapes-zeroshot", "shapes-linear-probe", "shapes-lora"} <= {n for n, p in names.items() if p == "shapes"}
+
+
+def test_recipes_dir_lists_the_files_of_a_folder(tmp_path, capsys):
+    write_recipe(tmp_path / "mine", "sub/first", description="my first recipe")
+    assert main(["recipes", "--dir", str(tmp_path / "mine")]) == 0
+    assert f"{tmp_path / 'mine' / 'sub' / 'first.yaml'}  my first recipe" in capsys.readouterr().out
+    assert main(["recipes", "--dir", str(tmp_path / "empty")]) == 2
+    assert "no recipe files (*.yaml) under" in capsys.readouterr().err
