@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 from mmadapt import final_checkpoint
+from mmadapt.plugins import get_plugin_manager
+from mmadapt.shipped_recipes import find_recipe
 from mmadapt.testing import run_recipe
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-REPO = Path(__file__).resolve().parents[1]
-
-#: family: (recipe file, adapter keys replaced). Each lit network also runs under autocast in the lit tests.
+#: family: (shipped recipe file, adapter keys replaced). Each lit network also runs under autocast in the lit tests.
 FAMILIES = {
     "zeroshot": ("shapes-zeroshot.yaml", {}),
     "linear-probe": ("shapes-linear-probe.yaml", {}),
@@ -55,7 +55,7 @@ CLIP_LIT_STAGES = {**LIT_STAGES, "prompt_init_iterations": 2, "rounds": 1, "prom
 def few_steps(family: str, precision: str) -> dict:
     """The family's recipe on a few small ShapesWorld images, a few optimiser steps, every step logged."""
     path, adapter = FAMILIES[family]
-    recipe = OmegaConf.to_container(OmegaConf.load(REPO / "recipes" / path))
+    recipe = OmegaConf.to_container(OmegaConf.load(find_recipe(Path(path).stem, get_plugin_manager()).path))
     recipe["adapter"] = {key: value for key, value in {**recipe["adapter"], **adapter}.items() if value is not None}
     recipe["data"].update(train_size=48, test_size=24, image_size=32)
     if "shots" in recipe["data"]:

@@ -14,7 +14,7 @@ import torch
 from mmadapt.testing import ProcessCase, assert_same_across_processes
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "recipes"
+RECIPES = ROOT / "plugins" / "shapes" / "src" / "mmadapt_shapes" / "recipes"
 #: ShapesWorld cut to seconds: a few small images, a few steps.
 SHORT = ("data.train_size=48", "data.test_size=16", "data.image_size=32", "data.shots=2", "train.epochs=2",
          "train.batch_size=4", "eval.batch_size=6")

@@ -132,7 +132,7 @@ assert not heavy, heavy
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], ["plugins"], ["validate", "recipes/quickstart.yaml"]], ids=lambda argv: " ".join(argv)
+    "argv", [["--help"], ["plugins"], ["validate", "quickstart"], ["recipes"]], ids=lambda argv: " ".join(argv)
 )
 def test_commands_that_build_nothing_import_no_torch(argv):
     code = LIGHT_COMMAND.format(argv=argv, heavy=HEAVY)

@@ -68,12 +68,12 @@ def test_new_plugin_writes_a_complete_package(tmp_path, capsys):
         ".gitignore",
         "README.md",
         "pyproject.toml",
-        "recipes/tip-shapes.yaml",
         "src/mmadapt_tip/__init__.py",
         "src/mmadapt_tip/adapter.py",
         "src/mmadapt_tip/cli.py",
         "src/mmadapt_tip/config.py",
         "src/mmadapt_tip/plugin.py",
+        "src/mmadapt_tip/recipes/tip-shapes.yaml",
         "tests/test_plugin.py",
         "tests/test_tip_processes.py",
     ]
@@ -82,7 +82,9 @@ def test_new_plugin_writes_a_complete_package(tmp_path, capsys):
     assert project["entry-points"]["mmadapt"] == {"tip": "mmadapt_tip.plugin"}
     assert project["dependencies"] == [compatible_core_requirement(__version__)]
     assert f"HOOK_API {HOOK_API}" in (package / "README.md").read_text()
-    recipe = OmegaConf.load(package / "recipes" / "tip-shapes.yaml")
+    assert read_toml(package / "pyproject.toml")["tool"]["setuptools"]["package-data"] == {
+        "mmadapt_tip": ["recipes/**/*.yaml"]}
+    recipe = OmegaConf.load(package / "src" / "mmadapt_tip" / "recipes" / "tip-shapes.yaml")
     assert recipe.adapter.name == "tip" and "mmadapt-tip>=0.1" in recipe.requires
     for path in package.rglob("*"):
         if path.is_file():
@@ -159,8 +161,10 @@ def test_scaffold_install_test_run_and_list(tmp_path):
         assert entry["components"] == {"adapter": [name], "command": [name]}
         assert entry["version"] == "0.1.0" and not entry["error"]
 
-        recipe = package / "recipes" / f"{name}-shapes.yaml"
-        validated = run_adapt(["validate", str(recipe)])
+        recipe = package / "src" / names.module / "recipes" / f"{name}-shapes.yaml"
+        listed_recipes = [line.split()[:2] for line in run_adapt(["recipes"]).stdout.splitlines()]
+        assert [f"{name}-shapes", name] in listed_recipes  # shipped, with its plugin's name
+        validated = run_adapt(["validate", f"{name}-shapes"])
         if _installed("mmadapt-shapes"):
             assert validated.returncode == 0, validated.stderr
         else:

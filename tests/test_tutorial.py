@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "docs" / "writing-a-plugin.md"
 TESTING = ROOT / "docs" / "testing-plugins.md"
 EXAMPLE = ROOT / "docs" / "examples" / "mmadapt-clip-adapter"
-RECIPE = EXAMPLE / "recipes" / "clip-adapter-shapes.yaml"
+RECIPE = EXAMPLE / "src" / "mmadapt_clip_adapter" / "recipes" / "clip-adapter-shapes.yaml"
 FENCE = re.compile(r"^```(?P<language>[\w-]*)\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL)
 MARKER = re.compile(r"# (?P<kind>file|excerpt): (?P<path>\S+)\n")
 #: Files a reader must see in full to build the plugin.
@@ -36,7 +36,7 @@ QUOTED_IN_FULL = {
     "src/mmadapt_clip_adapter/adapter.py",
     "src/mmadapt_clip_adapter/plugin.py",
     "src/mmadapt_clip_adapter/cli.py",
-    "recipes/clip-adapter-shapes.yaml",
+    "src/mmadapt_clip_adapter/recipes/clip-adapter-shapes.yaml",
     "tests/test_plugin.py",
 }
 

@@ -6,7 +6,7 @@ interrupted grid continues where it stopped)::
     OMP_NUM_THREADS=1 python plugins/atlas/shapes_grid.py            # everything, then the table
     python plugins/atlas/shapes_grid.py --table                      # the table of what has finished
 
-1. ``finetune`` runs (recipes/atlas-shapes-finetune.yaml) on five ShapesWorld tasks, and their vectors
+1. ``finetune`` runs (atlas-shapes-finetune) on five ShapesWorld tasks, and their vectors
    (``adapt atlas vectors``) in runs/atlas-vectors/.
 2. The held-out task ``shape-upside-down`` at 1, 4 and 16 shots over seeds 1, 2, 3: aTLAS, isotropic
    scaling, linear probe and CoOp; zero-shot is aTLAS before training (zero coefficients: the
@@ -31,10 +31,10 @@ SEEDS = "1,2,3"
 RUNS = Path("runs")
 #: method -> (recipe, overrides); every one evaluates 600 test images of shape-upside-down.
 METHODS = {
-    "aTLAS": ("recipes/atlas-shapes-fewshot.yaml", []),
-    "isotropic": ("recipes/atlas-shapes-isotropic.yaml", []),
-    "linear probe": ("recipes/shapes-linear-probe.yaml", ["data.test_size=600"]),
-    "CoOp": ("recipes/prompts-shapes-coop.yaml",
+    "aTLAS": ("atlas-shapes-fewshot", []),
+    "isotropic": ("atlas-shapes-isotropic", []),
+    "linear probe": ("shapes-linear-probe", ["data.test_size=600"]),
+    "CoOp": ("prompts-shapes-coop",
              ["data.test_size=600", "protocol.name=standard", "train.epochs=50"]),
 }
 
@@ -53,7 +53,7 @@ def make_vectors() -> None:
     for task in VECTOR_TASKS:
         folder = RUNS / "atlas-ft" / task
         if not finished(folder):
-            adapt("run", "recipes/atlas-shapes-finetune.yaml", f"data.task={task}", "--output-dir", str(folder))
+            adapt("run", "atlas-shapes-finetune", f"data.task={task}", "--output-dir", str(folder))
     vectors = RUNS / "atlas-vectors"
     if not all((vectors / f"{task}.safetensors").is_file() for task in VECTOR_TASKS):
         adapt("atlas", "vectors", *(str(RUNS / "atlas-ft" / task) for task in VECTOR_TASKS), "--out", str(vectors))
@@ -75,7 +75,7 @@ def run_grid(methods: list[str]) -> None:
 def run_tta() -> None:
     folder = RUNS / "atlas-grid" / "tta"
     if not finished(folder):
-        adapt("run", "recipes/atlas-shapes-tta.yaml", "--seeds", SEEDS, "--output-dir", str(folder))
+        adapt("run", "atlas-shapes-tta", "--seeds", SEEDS, "--output-dir", str(folder))
 
 
 def run_control() -> None:
@@ -83,7 +83,7 @@ def run_control() -> None:
     task = "shape-upside-down"
     folder = RUNS / "atlas-ft" / task
     if not finished(folder):
-        adapt("run", "recipes/atlas-shapes-finetune.yaml", f"data.task={task}", "--output-dir", str(folder))
+        adapt("run", "atlas-shapes-finetune", f"data.task={task}", "--output-dir", str(folder))
     own = RUNS / "atlas-own-vector"
     if not (own / f"{task}.safetensors").is_file():
         adapt("atlas", "vectors", str(folder), "--out", str(own))
@@ -92,11 +92,11 @@ def run_control() -> None:
     for shots in (1, 16):
         out = grid_folder("aTLAS with own vector", shots)
         if not finished(out):
-            adapt("run", "recipes/atlas-shapes-fewshot.yaml", f"data.shots={shots}", vectors,
+            adapt("run", "atlas-shapes-fewshot", f"data.shots={shots}", vectors,
                   "adapter.allow_own_task=true", "--seeds", SEEDS, "--output-dir", str(out))
     out = RUNS / "atlas-grid" / "tta-with-own-vector"
     if not finished(out):
-        adapt("run", "recipes/atlas-shapes-tta.yaml", vectors, "adapter.allow_own_task=true", "--seeds", SEEDS,
+        adapt("run", "atlas-shapes-tta", vectors, "adapter.allow_own_task=true", "--seeds", SEEDS,
               "--output-dir", str(out))
 
 

@@ -11,14 +11,23 @@ from pathlib import Path
 
 from . import __version__
 from .errors import PluginLoadError, UserError
-from .plugins import PluginManager, get_plugin_manager, plugin_report
+from .plugins import PluginManager, get_plugin_manager, plugin_report, reset_plugin_manager
 from .registry import Component
+from .shipped_recipes import copy_recipe, resolve_recipe, shipped_recipes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``adapt``; returns the exit code (2 for bad input, without a traceback)."""
+    installed = None
     try:
+        local, argv = split_local_plugins(sys.argv[1:] if argv is None else argv)
         manager = get_plugin_manager()
+        if local:
+            # A manager of its own: the local plugins join for this command and leave with it.
+            installed, manager = manager, PluginManager().load()
+            for source in local:
+                manager.add_local_plugin(source)
+            reset_plugin_manager(manager)
         parser = build_parser(manager)
         args, extra = parser.parse_known_args(argv)
         if getattr(args, "load_error", None) is not None:
@@ -31,6 +40,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if installed is not None:
+            reset_plugin_manager(installed)
+
+
+def split_local_plugins(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The ``-p``/``--plugin`` values given before the command, and the arguments after them.
+
+    Only options before the command count, so a plugin command may have a ``-p`` of its own.
+    """
+    local: list[str] = []
+    rest = list(argv)
+    while rest:
+        head = rest[0]
+        if head in ("-p", "--plugin"):
+            if len(rest) < 2:
+                raise UserError(f"{head} needs a module name or a .py file")
+            local.append(rest[1])
+            del rest[:2]
+        elif head.startswith("--plugin="):
+            local.append(head.partition("=")[2])
+            del rest[0]
+        elif head.startswith("-p") and not head.startswith("--"):
+            local.append(head[2:])
+            del rest[0]
+        else:
+            break
+    return local, rest
 
 
 def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
@@ -39,6 +76,11 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
         prog="adapt", description="Adapt pretrained vision-language models with parameter-efficient methods."
     )
     parser.add_argument("--version", action="version", version=f"mmadapt {__version__}")
+    # Read by split_local_plugins before the parser is built (their commands and components join it);
+    # declared here for --help.
+    parser.add_argument("-p", "--plugin", action="append", metavar="MODULE|FILE.py",
+                        help="load a plugin that is not installed, for this command (a module on sys.path "
+                             "or a .py file with hook implementations); may be repeated")
     parser.set_defaults(handler=lambda _args: parser.print_help() or 0)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -80,9 +122,14 @@ def build_parser(manager: PluginManager) -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(handler=lambda args: _plugins(manager, args))
 
-    recipes = sub.add_parser("recipes", help="list recipe files with their descriptions")
-    recipes.add_argument("directory", nargs="?", default="recipes")
-    recipes.set_defaults(handler=_recipes)
+    recipes = sub.add_parser("recipes", help="list the recipes installed plugins ship (or those in a folder); copy one")
+    recipes.add_argument("--dir", metavar="DIR", help="list the recipe files under DIR instead")
+    recipes.set_defaults(handler=lambda args: _recipes(manager, args))
+    recipes_sub = recipes.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    copy = recipes_sub.add_parser("copy", help="copy a shipped recipe to edit it")
+    copy.add_argument("name", help="recipe name, as `adapt recipes` lists it")
+    copy.add_argument("destination", nargs="?", default=".", help="a folder or a new .yaml file (default: here)")
+    copy.set_defaults(handler=lambda args: _copy_recipe(manager, args))
 
     runs = sub.add_parser("runs", help="list run directories with their headline metrics")
     runs.add_argument("directory", nargs="?", default="runs")
@@ -142,7 +189,7 @@ def _take_late_overrides(parser: argparse.ArgumentParser, args: argparse.Namespa
 
 
 def _recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", nargs="?", help="recipe YAML file")
+    parser.add_argument("recipe", nargs="?", help="recipe YAML file, or the name of a shipped recipe (`adapt recipes`)")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.01 adapter.n_ctx=8")
 
 
@@ -155,9 +202,10 @@ def _run(args: argparse.Namespace) -> int:
         resume_run(args.resume)
         return 0
     if not args.recipe:
-        raise UserError("adapt run needs a recipe file (see `adapt recipes`) or --resume RUN_DIR")
+        raise UserError("adapt run needs a recipe file or name (see `adapt recipes`) or --resume RUN_DIR")
     seeds = _parse_seeds(args.seeds) if args.seeds else None
-    run_recipe_file(args.recipe, args.overrides, output_dir=args.output_dir, seeds=seeds)
+    path = resolve_recipe(args.recipe, get_plugin_manager())
+    run_recipe_file(path, args.overrides, output_dir=args.output_dir, seeds=seeds)
     return 0
 
 
@@ -165,8 +213,9 @@ def _validate(args: argparse.Namespace) -> int:
     from .recipe import load_recipe
 
     if not args.recipe:
-        raise UserError("adapt validate needs a recipe file")
-    recipe = load_recipe(args.recipe, args.overrides, registry=get_plugin_manager().registry)
+        raise UserError("adapt validate needs a recipe file or name")
+    manager = get_plugin_manager()
+    recipe = load_recipe(resolve_recipe(args.recipe, manager), args.overrides, registry=manager.registry)
     print(f"{args.recipe}: ok ({recipe.backbone.name} / {recipe.data.name} / {recipe.adapter.name} / "
           f"{recipe.protocol.name})")
     return 0
@@ -225,7 +274,7 @@ def _new_plugin(manager: PluginManager, args: argparse.Namespace, commands: set[
 
     path = create_plugin(args.name, args.dir, registry=manager.registry, commands=commands)
     print(f"created {path}/\nnext:\n  cd {path}\n  pip install -e '.[test]'\n  pytest\n"
-          f"  adapt run recipes/{path.name.removeprefix('mmadapt-')}-shapes.yaml   # needs mmadapt-shapes")
+          f"  adapt run {path.name.removeprefix('mmadapt-')}-shapes   # needs mmadapt-shapes")
     return 0
 
 
@@ -245,7 +294,10 @@ def _plugins(manager: PluginManager, args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     for entry in report:
-        origin = f"{entry['distribution']} {entry['version']}" if entry["distribution"] else "builtin"
+        if entry["local"]:
+            origin = f"local {entry['local']}"
+        else:
+            origin = f"{entry['distribution']} {entry['version']}" if entry["distribution"] else "builtin"
         print(f"{entry['name']}  ({origin})")
         if entry["error"]:
             print(f"    FAILED TO LOAD: {entry['error']}")
@@ -286,20 +338,34 @@ def _list_benchmarks(manager: PluginManager) -> int:
     return 0
 
 
-def _recipes(args: argparse.Namespace) -> int:
+def _recipes(manager: PluginManager, args: argparse.Namespace) -> int:
     from .recipe import read_recipe_file
 
-    directory = Path(args.directory)
-    files = sorted(directory.rglob("*.yaml")) if directory.is_dir() else []
-    if not files:
-        raise UserError(f"no recipe files (*.yaml) under {directory}/")
-    width = max(len(str(f)) for f in files)
-    for path in files:
+    if args.dir is not None:
+        directory = Path(args.dir)
+        rows = [(str(path), "", path) for path in sorted(directory.rglob("*.yaml"))] if directory.is_dir() else []
+        if not rows:
+            raise UserError(f"no recipe files (*.yaml) under {directory}/")
+    else:
+        rows = [(recipe.name, recipe.plugin, recipe.path) for recipe in shipped_recipes(manager)]
+        if not rows:
+            raise UserError("no installed plugin ships recipes (pip install mmadapt-prompts mmadapt-shapes "
+                            "brings the quickstart); `adapt recipes --dir DIR` lists the files under DIR")
+        print("run one with `adapt run NAME`; copy one to edit with `adapt recipes copy NAME DEST`")
+    widths = [max(len(row[i]) for row in rows) for i in (0, 1)]
+    for name, plugin, path in rows:
         try:
             description = str(read_recipe_file(path).get("description") or "").strip().splitlines()
         except UserError as exc:
             description = [f"(unreadable: {exc})"]
-        print(f"{str(path):<{width}}  {description[0] if description else ''}")
+        columns = [name.ljust(widths[0])] + ([plugin.ljust(widths[1])] if plugin else [])
+        print("  ".join([*columns, description[0] if description else ""]).rstrip())
+    return 0
+
+
+def _copy_recipe(manager: PluginManager, args: argparse.Namespace) -> int:
+    target = copy_recipe(args.name, args.destination, manager)
+    print(f"copied {args.name} to {target}; edit it, then: adapt run {target}")
     return 0
 
 

@@ -13,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .trackers import check_trackers
+
 
 def check_choice(owner: str, key: str, value: Any, choices: tuple[Any, ...]) -> None:
     """Raise ``ValueError`` naming the key when ``value`` is not one of ``choices``."""
@@ -122,6 +124,10 @@ class TrainConfig:
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
     log_every: int = 10
+    #: Experiment trackers that also receive the logged scalars, through HF Accelerate: ``tensorboard``
+    #: (``pip install 'mmadapt[tensorboard]'``), ``wandb``, ``mlflow``, ``comet_ml``, ``aim``, ``clearml``,
+    #: ``dvclive``.
+    log_with: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_choice("train", "optimizer", self.optimizer, ("sgd", "adamw", "adam"))
@@ -131,6 +137,7 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints", "log_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"train.{key} must be at least 1; got {getattr(self, key)}")
+        check_trackers(self.log_with)
 
 
 @dataclass

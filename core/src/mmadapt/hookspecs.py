@@ -106,6 +106,17 @@ def register_benchmarks(register):
     """
 
 
+@hookspec
+def register_recipes(register):
+    """Ship recipe files with the plugin: ``adapt recipes`` lists them and ``adapt run NAME`` runs one.
+
+    Call ``register(location)`` once per folder. ``location`` is a package name, whose ``recipes/``
+    folder is meant (``register(__package__)`` in the plugin's ``plugin.py``; list the files as package
+    data so wheels carry them), or a ``pathlib.Path`` to a folder. Every ``*.yaml`` file under it is a
+    recipe named by its path inside the folder without the suffix: ``coop/dtd.yaml`` is ``coop/dtd``.
+    """
+
+
 # -- run lifecycle --------------------------------------------------------------------------------
 
 

@@ -3,25 +3,32 @@
 A plugin that raises while importing or registering is recorded (distribution, version, error) and
 reported by ``adapt plugins``; everything else keeps working. A lifecycle observer that raises during
 a run is reported as a warning and the run goes on. ``MMADAPT_STRICT_PLUGINS=1`` re-raises instead,
-and ``MMADAPT_LOAD_PLUGINS=a,b`` loads only the named entry points or distributions.
+and ``MMADAPT_LOAD_PLUGINS=a,b`` loads only the named entry points or distributions. A plugin that is
+not installed — a module or a ``.py`` file with hook implementations — joins for one command with
+``adapt -p MODULE`` or ``adapt --plugin FILE.py`` (:meth:`PluginManager.add_local_plugin`).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.resources
+import importlib.util
 import os
+import sys
 import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pluggy
 
 from . import hookspecs
+from .errors import UserError
 from .registry import KINDS, Component, Factory, Registry
 
 ENTRY_POINT_GROUP = "mmadapt"
@@ -45,12 +52,29 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
     traceback: str | None = None
+    #: A plugin loaded for one command (``adapt -p``): the module name or file it came from.
+    local: str | None = None
+
+    @property
+    def origin(self) -> str:
+        """``distribution version``, ``local FILE`` or ``builtin``."""
+        if self.local:
+            return f"local {self.local}"
+        return f"{self.distribution} {self.version}" if self.distribution else "builtin"
 
     @property
     def label(self) -> str:
-        """``name (distribution version)`` for messages."""
-        origin = f"{self.distribution} {self.version}" if self.distribution else "builtin"
-        return f"{self.name!r} ({origin})"
+        """``name (origin)`` for messages."""
+        return f"{self.name!r} ({self.origin})"
+
+
+@dataclass(frozen=True)
+class RecipeFolder:
+    """A folder of recipe files that a plugin ships (its ``register_recipes`` hook)."""
+
+    plugin: str
+    distribution: str | None
+    path: Path
 
 
 class PluginManager:
@@ -61,6 +85,8 @@ class PluginManager:
         self.pm.add_hookspecs(hookspecs)
         self.registry = Registry()
         self.plugins: dict[str, PluginInfo] = {}
+        #: The recipe folders of every loaded plugin, in load order.
+        self.recipe_folders: list[RecipeFolder] = []
         self.strict = _env_flag("MMADAPT_STRICT_PLUGINS") if strict is None else strict
         self.only = _env_list("MMADAPT_LOAD_PLUGINS") if only is None else only
 
@@ -93,6 +119,30 @@ class PluginManager:
                 self.add_plugin(entry_point.name, entry_point.load, dist_name, dist.version if dist else None)
         self.pm.check_pending()
         return self
+
+    def add_local_plugin(self, source: str) -> PluginInfo:
+        """Load a plugin that is not installed, for this manager only: a module name (importable from
+        ``sys.path``) or a ``.py`` file, whose hook implementations join as if an entry point named them.
+
+        A file is imported as the module named by its stem, so its registrations may refer to it
+        (``"my_plugin:build"``). A plugin that fails to load is a ``UserError``: it was asked for by name.
+        """
+        if source.endswith(".py") or os.sep in source:
+            path = Path(source).resolve()
+            if not path.is_file():
+                raise UserError(f"--plugin {source}: no such file")
+            name, loader = path.stem, partial(_import_file, path)
+        else:
+            name, loader = source, partial(importlib.import_module, source)
+        if name in self.plugins:
+            raise UserError(f"--plugin {source}: a plugin named {name!r} is already loaded "
+                            f"({self.plugins[name].origin}); rename the module")
+        info = self.add_plugin(name, loader)
+        info.local = source
+        if info.error:
+            raise UserError(f"--plugin {source} failed to load: {info.error}")
+        self.pm.check_pending()
+        return info
 
     def add_plugin(
         self,
@@ -130,17 +180,43 @@ class PluginManager:
                 if impl.plugin is plugin:
                     stage = _STAGERS.get(kind) or partial(_stage, kind)
                     impl.function(register=partial(stage, staged, info))
+        folders: list[RecipeFolder] = []
+        for impl in self.pm.hook.register_recipes.get_hookimpls():
+            if impl.plugin is plugin:
+                impl.function(register=partial(_stage_recipes, folders, info))
         # All of a plugin's components land together, so a plugin failing halfway adds nothing.
         components = [component for kind in KINDS for component in staged.all(kind)]
         for component in components:
             self.registry.check_new(component)
         for component in components:
             self.registry.add(component)
+        self.recipe_folders.extend(folders)
+
+
+def _import_file(path: Path) -> ModuleType:
+    """Import a ``.py`` file as the module named by its stem (registered in ``sys.modules``)."""
+    name = path.stem
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() != path:
+        raise UserError(f"--plugin {path}: a module named {name!r} is already imported from "
+                        f"{getattr(loaded, '__file__', 'elsewhere')}; rename the file")
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"--plugin {path}: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def plugin_report(manager: PluginManager) -> list[dict]:
-    """One entry per plugin of ``manager``: name, distribution, version, hooks, components by kind, load error
-    (what ``adapt plugins`` prints and each run's ``env.json`` records)."""
+    """One entry per plugin of ``manager``: name, distribution, version, hooks, components by kind, load error,
+    and for a plugin loaded with ``adapt -p`` the module or file (what ``adapt plugins`` prints and each
+    run's ``env.json`` records)."""
     report = []
     for info in manager.plugins.values():
         components: dict[str, list[str]] = {}
@@ -156,6 +232,7 @@ def plugin_report(manager: PluginManager) -> list[dict]:
                 "hooks": info.hooks,
                 "components": components,
                 "error": info.error,
+                "local": info.local,
             }
         )
     return report
@@ -195,6 +272,19 @@ def _stage_benchmark(
 ) -> None:
     origin = (info.name, info.distribution, info.version)
     staged.add(Component("benchmark", name, run, None, summary, *origin, add_arguments=add_arguments))
+
+
+def _stage_recipes(folders: list[RecipeFolder], info: PluginInfo, location: str | os.PathLike[str]) -> None:
+    if isinstance(location, str):
+        path = Path(str(importlib.resources.files(location) / "recipes"))
+        where = f"package {location!r}'s recipes/ folder ({path})"
+    else:
+        path = Path(location)
+        where = str(path)
+    if not path.is_dir():
+        raise ValueError(f"register_recipes: {where} is not a folder; a package lists its recipes as package data "
+                         "so that its wheel carries them")
+    folders.append(RecipeFolder(info.name, info.distribution, path))
 
 
 _STAGERS = {"command": _stage_command, "benchmark": _stage_benchmark}

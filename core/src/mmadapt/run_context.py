@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .skipped import SkippedImages
+from .trackers import log_to_trackers
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -46,15 +47,19 @@ class RunContext:
         self.skipped.merge(self.num_processes)
 
     def log_step(self, stage: str, epoch: int, logs: dict[str, float]) -> None:
-        """A training step's losses and learning rates: to ``metrics.jsonl`` and the ``on_step_end`` hook."""
+        """A training step's losses, learning rates and images/s: to ``metrics.jsonl``, the trackers (keyed
+        ``<stage>/<name>``) and the ``on_step_end`` hook."""
         if self.is_main:
             self.run_dir.log({"stage": stage, "epoch": epoch, "step": self.steps, **logs})
+            log_to_trackers(self.accelerator, {f"{stage}/{key}": value for key, value in logs.items()}, self.steps)
             self.hook.on_step_end(run=self.front, step=self.steps, logs=logs)
 
     def log_eval(self, split: str, metrics: dict[str, float]) -> None:
-        """An evaluation's metrics: to ``metrics.jsonl`` and the ``on_eval_end`` hook."""
+        """An evaluation's metrics: to ``metrics.jsonl``, the trackers and the ``on_eval_end`` hook."""
         if self.is_main:
             self.run_dir.log({"eval": split, "step": self.steps, **metrics})
+            scalars = {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
+            log_to_trackers(self.accelerator, scalars, self.steps)
             self.hook.on_eval_end(run=self.front, split=split, metrics=metrics)
 
     def log_resumed(self, stage: str, epoch: int) -> None:

@@ -48,13 +48,15 @@ class RunDir:
         atomic_write_text(self.path / "resolved.yaml", OmegaConf.to_yaml(resolved))
 
     def write_env(self, plugins: list[dict[str, Any]]) -> None:
-        """``env.json``: versions of Python, torch, open_clip, the core and every plugin."""
+        """``env.json``: versions of Python, torch, open_clip, the core and every plugin (a local plugin's source)."""
         env = {
             "python": platform.python_version(),
             "platform": platform.platform(),
             "packages": {name: _version(name) for name in ("mmadapt", "torch", "open_clip_torch", "timm", "peft",
                                                           "accelerate")},
-            "plugins": {p["name"]: {"distribution": p["distribution"], "version": p["version"]} for p in plugins},
+            # A plugin loaded with `adapt -p` also records where it came from.
+            "plugins": {p["name"]: {"distribution": p["distribution"], "version": p["version"],
+                                    **({"local": p["local"]} if p.get("local") else {})} for p in plugins},
         }
         atomic_write_text(self.path / "env.json", json.dumps(env, indent=2))
 

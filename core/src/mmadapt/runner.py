@@ -21,6 +21,7 @@ from .processes import cpu_only, feed_watchdog, is_main_process, stop_watchdog, 
 from .recipe import Recipe, load_recipe, validate_recipe
 from .run_context import RunContext
 from .rundir import SEEDS, SUMMARY, RunDir, shared_timestamp
+from .trackers import finish_trackers, start_trackers, trackers_folder
 
 
 def run_recipe_file(
@@ -78,32 +79,38 @@ def run_recipe(recipe: Recipe, run_dir: RunDir, manager: PluginManager | None = 
     if is_main_process():
         run_dir.write_recipe(recipe.given, recipe.resolved)
         run_dir.write_env(plugin_report(manager))
-    run, protocol = build_run(recipe, run_dir, manager, saved_in=run_dir)
-    if is_main_process():
-        manager.lifecycle.on_run_start(run=run)
-    metrics = protocol.run(run)
-    facts = run.summary()
-    summary = {"name": recipe.name, "seed": recipe.seed, "metrics": metrics, "params": facts["params"],
-               "wall_time_s": round(time.perf_counter() - started, 3), "steps": facts["steps"],
-               "skipped_images": facts["skipped_images"]}
-    if is_main_process():
-        run_dir.write_json(SUMMARY, summary)
-        draw_training_curves(run_dir.path)
-        manager.lifecycle.on_run_end(run=run, summary=summary)
+    accelerator = tracked_accelerator(recipe, run_dir)
+    run, protocol = build_run(recipe, run_dir, manager, saved_in=run_dir, accelerator=accelerator)
+    start_trackers(accelerator, recipe)
+    try:
+        if is_main_process():
+            manager.lifecycle.on_run_start(run=run)
+        metrics = protocol.run(run)
+        facts = run.summary()
+        summary = {"name": recipe.name, "seed": recipe.seed, "metrics": metrics, "params": facts["params"],
+                   "wall_time_s": round(time.perf_counter() - started, 3), "steps": facts["steps"],
+                   "skipped_images": facts["skipped_images"]}
+        if is_main_process():
+            run_dir.write_json(SUMMARY, summary)
+            draw_training_curves(run_dir.path)
+            manager.lifecycle.on_run_end(run=run, summary=summary)
+    finally:
+        finish_trackers(accelerator)
     wait_for_everyone("the run's end (after protocol.run and summary.json)")
     stop_watchdog()
     return summary
 
 
-def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager, *,
-              saved_in: RunDir | None = None) -> tuple[Run, Any]:
+def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager, *, saved_in: RunDir | None = None,
+              accelerator: Any = None) -> tuple[Run, Any]:
     """The run and protocol of one seed: accelerator, then backbone, data, protocol and adapter (:func:`assemble`).
 
-    Few-shot items saved in ``saved_in`` are reused; the items used are saved in ``run_dir``.
+    Few-shot items saved in ``saved_in`` are reused; the items used are saved in ``run_dir``. Without
+    ``accelerator``, one with the recipe's precision and no trackers.
     """
     from .data import split_transforms
 
-    accelerator = _accelerator(recipe.train.precision)
+    accelerator = accelerator or _accelerator(recipe.train.precision)
     parts = assemble(recipe, saved_in=saved_in, save_in=run_dir)
     adapter = parts.adapter.to(accelerator.device)
     objective = recipe.objective.build(adapter)
@@ -112,14 +119,21 @@ def build_run(recipe: Recipe, run_dir: RunDir, manager: PluginManager, *,
     return Run(context, parts.bundle, adapter, objective), parts.protocol
 
 
-def _accelerator(precision: str) -> Any:
-    """An Accelerator with the recipe's precision (starting Accelerate's state afresh when it had another)."""
+def tracked_accelerator(recipe: Recipe, run_dir: RunDir) -> Any:
+    """The run's Accelerator with the recipe's trackers (``train.log_with``), which write into ``run_dir``."""
+    return _accelerator(recipe.train.precision, recipe.train.log_with, trackers_folder(run_dir.path))
+
+
+def _accelerator(precision: str, log_with: tuple[str, ...] | list[str] = (), trackers_dir: Path | None = None) -> Any:
+    """An Accelerator with the recipe's precision and trackers (starting Accelerate's state afresh when it
+    had another precision); file-based trackers write into ``trackers_dir``."""
     from accelerate import Accelerator
 
     cpu = cpu_only()
     chosen = mixed_precision(precision, cpu)
+    options = {"log_with": list(log_with), "project_dir": str(trackers_dir)} if log_with else {}
     try:
-        return Accelerator(mixed_precision=chosen, cpu=cpu)
+        return Accelerator(mixed_precision=chosen, cpu=cpu, **options)
     except ValueError as error:
         if "already been initialized" not in str(error):
             raise
@@ -129,7 +143,7 @@ def _accelerator(precision: str) -> Any:
         from accelerate.state import AcceleratorState
 
         AcceleratorState._reset_state()
-        return Accelerator(mixed_precision=chosen, cpu=cpu)
+        return Accelerator(mixed_precision=chosen, cpu=cpu, **options)
 
 
 def resume_run(path: str | Path, manager: PluginManager | None = None) -> dict[str, Any]:
@@ -172,10 +186,15 @@ def evaluate_run(path: str | Path, overrides: list[str] | None = None,
     eval_dir = RunDir.create(recipe.name, run_dir.path / "evals" / shared_timestamp("%Y%m%d-%H%M%S"))
     if is_main_process():
         eval_dir.write_recipe(recipe.given, recipe.resolved)
-    run, protocol = build_run(recipe, eval_dir, manager, saved_in=run_dir)
-    if found:
-        run.load_checkpoint(found[-1])
-    metrics = protocol.evaluate(run)
+    accelerator = tracked_accelerator(recipe, eval_dir)
+    run, protocol = build_run(recipe, eval_dir, manager, saved_in=run_dir, accelerator=accelerator)
+    start_trackers(accelerator, recipe)
+    try:
+        if found:
+            run.load_checkpoint(found[-1])
+        metrics = protocol.evaluate(run)
+    finally:
+        finish_trackers(accelerator)
     if is_main_process():
         eval_dir.write_json(SUMMARY, {"name": recipe.name, "seed": recipe.seed, "metrics": metrics,
                                       "checkpoint": str(found[-1].folder) if found else None})

@@ -18,7 +18,7 @@ from mmadapt_atlas.vectors import TaskVector, base_identity, save_vector
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")]
 
-RECIPES = Path(__file__).resolve().parents[3] / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "src" / "mmadapt_atlas" / "recipes"
 SHORT = ("data.train_size=48", "data.test_size=16", "data.image_size=32", "train.epochs=2", "train.batch_size=4",
          "eval.batch_size=6")
 

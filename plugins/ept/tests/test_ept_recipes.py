@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from mmadapt.testing import adapt_command, run_recipe, tiny_recipe_from
 
-RECIPES = Path(__file__).resolve().parents[3] / "recipes"
+REPO = Path(__file__).resolve().parents[3]
+RECIPES = REPO / "plugins" / "ept" / "src" / "mmadapt_ept" / "recipes"
 ALL = sorted([*RECIPES.glob("ept-shapes*.yaml"), *(RECIPES / "ept").glob("*.yaml")])
 SHAPES = sorted(RECIPES.glob("ept-shapes*.yaml"))
-DOCUMENTED = [RECIPES.parent / "docs" / "methods" / "ept.md", RECIPES.parent / "plugins" / "ept" / "README.md"]
+DOCUMENTED = [REPO / "docs" / "methods" / "ept.md", REPO / "plugins" / "ept" / "README.md"]
 BLOCKS = [(f"{path.parent.name}/{path.name}#{index}", block)
           for path in DOCUMENTED
           for index, block in enumerate(re.findall(r"```yaml\n(.*?)```", path.read_text(), re.S))

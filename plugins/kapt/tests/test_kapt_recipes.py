@@ -9,7 +9,8 @@ import pytest
 from mmadapt.testing import adapt_command, assert_import_is_cheap, run_recipe, tiny_recipe_from
 
 REPO = Path(__file__).resolve().parents[3]
-RECIPES = sorted((REPO / "recipes").glob("kapt-shapes*.yaml"))
+SHIPPED = REPO / "plugins" / "kapt" / "src" / "mmadapt_kapt" / "recipes"
+RECIPES = sorted(SHIPPED.glob("kapt-shapes*.yaml"))
 
 
 def test_the_plugin_module_does_not_import_torch():
@@ -31,7 +32,7 @@ def test_a_base_to_novel_run_learns_and_uses_the_knowledge_file_for_novel_classe
     # The recipe's method with a step size that moves the tiny model within 3 epochs (the recipe's
     # lr 0.002 after a warm-up epoch leaves it where it started).
     train = {"epochs": 3, "batch_size": 8, "lr": 0.05, "warmup_epochs": 0}
-    recipe = tiny_recipe_from(REPO / "recipes" / "kapt-shapes.yaml", data={"knowledge_file": str(knowledge)},
+    recipe = tiny_recipe_from(SHIPPED / "kapt-shapes.yaml", data={"knowledge_file": str(knowledge)},
                               train=train, protocol={"evaluate_initial": True})
     metrics = run_recipe(recipe, tmp_path / "out")["metrics"]
     # The random tiny CLIP starts at chance on the 2 base classes (measured: 50%) and learns them (100%).
@@ -44,7 +45,7 @@ def test_a_base_to_novel_run_learns_and_uses_the_knowledge_file_for_novel_classe
 def test_a_run_without_an_entry_for_a_novel_class_exits_2(tmp_path, tiny_plugin, capsys):
     knowledge = tmp_path / "colours.yaml"
     knowledge.write_text("red: fire\ngreen: grass\n")
-    recipe = tiny_recipe_from(REPO / "recipes" / "kapt-shapes.yaml", data={"knowledge_file": str(knowledge)},
+    recipe = tiny_recipe_from(SHIPPED / "kapt-shapes.yaml", data={"knowledge_file": str(knowledge)},
                               train={"epochs": 1})
     path = tmp_path / "recipe.yaml"
     path.write_text(json.dumps(recipe))
@@ -53,13 +54,14 @@ def test_a_run_without_an_entry_for_a_novel_class_exits_2(tmp_path, tiny_plugin,
     assert str(knowledge) in err and "blue, yellow" in err and "add an entry" in err
 
 
-REAL = sorted((REPO / "recipes" / "kapt").glob("*.yaml"))
+REAL = sorted((SHIPPED / "kapt").glob("*.yaml"))
 
 
 def test_real_data_recipes_cover_the_eleven_coop_datasets_with_a_knowledge_file_each():
     from omegaconf import OmegaConf
 
-    coop = sorted(p.name for p in (REPO / "recipes" / "coop" / "base2novel").glob("*.yaml"))
+    coop_recipes = REPO / "plugins" / "prompts" / "src" / "mmadapt_prompts" / "recipes" / "coop" / "base2novel"
+    coop = sorted(p.name for p in coop_recipes.glob("*.yaml"))
     assert [p.name for p in REAL] == coop and len(REAL) == 11
     for path in REAL:
         recipe = OmegaConf.to_container(OmegaConf.load(path))

@@ -8,7 +8,7 @@ import pytest
 from mmadapt.testing import check_recipe, run_recipe
 from omegaconf import OmegaConf
 
-RECIPES = Path(__file__).resolve().parents[3] / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "src" / "mmadapt_lane" / "recipes"
 FILES = sorted(RECIPES.glob("lane/*.yaml")) + sorted(RECIPES.glob("lane-shapes*.yaml"))
 
 

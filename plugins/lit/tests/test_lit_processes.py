@@ -19,7 +19,7 @@ from mmadapt.testing import ProcessCase, assert_same_across_processes
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")]
 
-RECIPES = Path(__file__).resolve().parents[3] / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "src" / "mmadapt_lit" / "recipes"
 SHORT = ("data.train_size=16", "data.test_size=8", "data.image_size=32", "eval.batch_size=4",
          "protocol.warmup_iterations=4", "protocol.restart_check_iterations=2", "protocol.enhance_iterations=4",
          "protocol.grid_images=2")

@@ -8,7 +8,7 @@ import pytest
 from mmadapt.testing import check_recipe
 from omegaconf import OmegaConf
 
-RECIPES = Path(__file__).resolve().parents[3] / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "src" / "mmadapt_lit" / "recipes"
 LIT_RECIPES = sorted([*RECIPES.glob("lit-*.yaml"), *(RECIPES / "lit").glob("*.yaml")])
 
 

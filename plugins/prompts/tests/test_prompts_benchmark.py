@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mmadapt.testing import run_recipe
 
-QUICKSTART = Path(__file__).resolve().parents[3] / "recipes" / "quickstart.yaml"
+QUICKSTART = Path(__file__).resolve().parents[1] / "src" / "mmadapt_prompts" / "recipes" / "quickstart.yaml"
 
 
 @pytest.mark.slow

@@ -12,8 +12,9 @@ from mmadapt.testing import adapt_command
 from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[3]
-COOP_RECIPES = sorted((REPO / "recipes" / "coop").rglob("*.yaml"))
-SHAPES_RECIPES = sorted((REPO / "recipes").glob("prompts-*.yaml"))
+SHIPPED = REPO / "plugins" / "prompts" / "src" / "mmadapt_prompts" / "recipes"
+COOP_RECIPES = sorted((SHIPPED / "coop").rglob("*.yaml"))
+SHAPES_RECIPES = sorted(SHIPPED.glob("prompts-*.yaml"))
 
 #: CoOp's per-dataset hand-written prompt (KaiyangZhou/CoOp, trainers/coop.py CUSTOM_TEMPLATES).
 COOP_TEMPLATES = {

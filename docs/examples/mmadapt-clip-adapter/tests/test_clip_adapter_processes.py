@@ -12,7 +12,8 @@ from mmadapt.testing import ProcessCase, assert_same_across_processes
 
 pytest.importorskip("mmadapt_shapes")
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "clip-adapter-shapes.yaml"
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mmadapt_clip_adapter"
+RECIPE = PACKAGE / "recipes" / "clip-adapter-shapes.yaml"
 SHORT = ("data.train_size=48", "data.test_size=16", "data.image_size=32", "data.shots=2", "train.epochs=2",
          "train.batch_size=4", "eval.batch_size=6")
 

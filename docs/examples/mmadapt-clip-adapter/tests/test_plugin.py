@@ -22,7 +22,8 @@ from mmadapt.testing import (
 from mmadapt_clip_adapter.adapter import ClipAdapter
 from mmadapt_clip_adapter.config import ClipAdapterConfig
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "clip-adapter-shapes.yaml"
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mmadapt_clip_adapter"
+RECIPE = PACKAGE / "recipes" / "clip-adapter-shapes.yaml"
 
 
 def test_the_entry_point_registers_the_adapter_and_the_command(plugin_manager):

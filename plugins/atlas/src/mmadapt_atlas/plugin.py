@@ -40,3 +40,9 @@ def register_benchmarks(register: Callable[..., None]) -> None:
     """Register ``adapt bench atlas``: time and memory of a training step with N vectors, fp16 vs fp32."""
     register("atlas", "mmadapt_atlas.bench:main", "time and memory of an atlas step with N task vectors, fp16 vs fp32",
              add_arguments="mmadapt_atlas.bench:add_arguments")
+
+
+@hookimpl
+def register_recipes(register: Callable[..., None]) -> None:
+    """Ship the recipes in ``recipes/`` (package data): ``adapt run NAME`` runs one."""
+    register(__package__)

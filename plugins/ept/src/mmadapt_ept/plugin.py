@@ -28,3 +28,9 @@ def register_benchmarks(register: Callable[..., None]) -> None:
     register("ept", "mmadapt_ept.bench:main",
              "one training step of vanilla prompt tuning vs DePT vs EPT at equal budget",
              add_arguments="mmadapt_ept.bench:add_arguments")
+
+
+@hookimpl
+def register_recipes(register: Callable[..., None]) -> None:
+    """Ship the recipes in ``recipes/`` (package data): ``adapt run NAME`` runs one."""
+    register(__package__)

@@ -24,3 +24,9 @@ def register_commands(register: Callable[..., None]) -> None:
     """Register ``adapt kapt`` (``adapt kapt keywords KNOWLEDGE_FILE [--top-k K]``)."""
     register("kapt", "mmadapt_kapt.cli:main", "KAPT tools: `adapt kapt keywords FILE` prints the keywords per class",
              add_arguments="mmadapt_kapt.cli:add_arguments")
+
+
+@hookimpl
+def register_recipes(register: Callable[..., None]) -> None:
+    """Ship the recipes in ``recipes/`` (package data): ``adapt run NAME`` runs one."""
+    register(__package__)

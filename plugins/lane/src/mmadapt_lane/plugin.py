@@ -67,3 +67,9 @@ def register_benchmarks(register: Callable[..., None]) -> None:
         "MACs and time of one summarised MULTI-LANE lane vs a full-token lane; cost vs tasks",
         add_arguments="mmadapt_lane.bench:add_arguments",
     )
+
+
+@hookimpl
+def register_recipes(register: Callable[..., None]) -> None:
+    """Ship the recipes in ``recipes/`` (package data): ``adapt run NAME`` runs one."""
+    register(__package__)

@@ -84,3 +84,9 @@ def register_benchmarks(register: Callable[..., None]) -> None:
         "training step of each enhancer at 512² and 1024²; RAVE vs CLIP-LIT time to target",
         add_arguments="mmadapt_lit.bench:add_arguments",
     )
+
+
+@hookimpl
+def register_recipes(register: Callable[..., None]) -> None:
+    """Ship the recipes in ``recipes/`` (package data): ``adapt run NAME`` runs one."""
+    register(__package__)

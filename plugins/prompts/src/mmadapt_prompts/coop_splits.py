@@ -3,7 +3,7 @@
 CoOp reads ImageNet from class folders plus ``classnames.txt`` and FGVCAircraft from its
 ``images_variant_*.txt`` lists; the other nine datasets come with ``split_zhou_<Name>.json``. This
 command writes the same kind of file for these two, from the same sources and with CoOp's labels,
-so every ``recipes/coop/`` recipe reads its data through the builtin ``coop-split`` dataset.
+so every ``coop/*`` recipe of the plugin reads its data through the builtin ``coop-split`` dataset.
 :mod:`mmadapt_prompts.cli` holds the command's options and handler.
 """
 

@@ -46,5 +46,11 @@ def register_benchmarks(register: Callable[..., None]) -> None:
 def register_commands(register: Callable[..., None]) -> None:
     """Register ``adapt coop-split``."""
     register("coop-split", "mmadapt_prompts.cli:main",
-             "write CoOp split files for ImageNet and FGVCAircraft (recipes/coop/)",
+             "write CoOp split files for ImageNet and FGVCAircraft (the coop/* recipes)",
              add_arguments="mmadapt_prompts.cli:add_arguments")
+
+
+@hookimpl
+def register_recipes(register: Callable[..., None]) -> None:
+    """Ship the recipes in ``recipes/`` (package data): ``adapt run NAME`` runs one."""
+    register(__package__)

@@ -39,3 +39,9 @@ def register_benchmarks(register: Callable[..., None]) -> None:
     """Register ``shapes``: ``adapt bench shapes`` measures the generator's images per second."""
     register("shapes", "mmadapt_shapes.bench:main", "ShapesWorld images rendered per second on one thread",
              add_arguments="mmadapt_shapes.bench:add_arguments")
+
+
+@hookimpl
+def register_recipes(register: Callable[..., None]) -> None:
+    """Ship the recipes in ``recipes/`` (package data): ``adapt run NAME`` runs one."""
+    register(__package__)

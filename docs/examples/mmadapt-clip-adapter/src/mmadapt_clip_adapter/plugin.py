@@ -1,4 +1,4 @@
-"""mmadapt hooks of mmadapt-clip-adapter: registers the ``clip-adapter`` adapter and the ``adapt clip-adapter`` command.
+"""mmadapt hooks of mmadapt-clip-adapter: the ``clip-adapter`` adapter, ``adapt clip-adapter`` and the recipes.
 
 pyproject.toml names this module as the plugin's entry point. It only registers, and names each
 component by reference (``"package.module:object"``): mmadapt imports every plugin when ``adapt``
@@ -35,3 +35,9 @@ def register_commands(register: Callable[..., None]) -> None:
         "clip-adapter tools: `adapt clip-adapter params` counts the trainable parameters at a feature width",
         add_arguments="mmadapt_clip_adapter.cli:add_arguments",
     )
+
+
+@hookimpl
+def register_recipes(register: Callable[..., None]) -> None:
+    """Ship the recipes in ``recipes/`` (package data): ``adapt run clip-adapter-shapes`` runs the example."""
+    register(__package__)
