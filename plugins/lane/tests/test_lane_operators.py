@@ -232,7 +232,8 @@ def test_a_merging_lane_takes_the_merged_frozen_class_tokens_attention_output(do
     expected = block.attention(merged_tokens(context, 4))[:, :1]
     for _ in range(2):  # whatever the lane holds, its branch is the frozen class token's
         lane = torch.randn(2, 1, width, generator=generator, dtype=torch.float64)
-        torch.testing.assert_close(lane_block(block, lane, context, None, "merge", 4) - lane, expected, atol=ATOL, rtol=0)
+        branch = lane_block(block, lane, context, None, "merge", 4) - lane
+        torch.testing.assert_close(branch, expected, atol=ATOL, rtol=0)
 
 
 def test_without_drop_and_replace_later_blocks_attend_over_the_carried_tokens(double_backbone):
