@@ -182,13 +182,64 @@ def test_concat_masking_equals_each_lane_on_its_own_block(double_backbone, batch
     assert torch.equal(logits[:, 4:], torch.zeros_like(logits[:, 4:]))  # task 3 not served yet
 
 
-def test_token_merging_keeps_distinct_tokens_and_merges_duplicates():
+def naive_merge(frozen, count):
+    """The reference's token merging, one image and one pair at a time: the class token is never merged,
+    each round merges the (N - 1) // 2 best-matched pairs into plain means."""
+    out = []
+    for tokens in frozen:
+        tokens = [t.clone() for t in tokens]
+        while len(tokens) > count and (len(tokens) - 1) // 2 > 0:
+            a, b = tokens[::2], tokens[1::2]
+            best = []
+            for i, token in enumerate(a):
+                similarities = [float(token @ other / (token.norm() * other.norm())) for other in b]
+                score = -math.inf if i == 0 else max(similarities)
+                best.append((score, i, similarities.index(max(similarities))))
+            ranked = sorted(best, key=lambda entry: -entry[0])
+            merges = (len(tokens) - 1) // 2
+            groups = {j: [b[j]] for j in range(len(b))}
+            for _, i, j in ranked[:merges]:
+                groups[j].append(a[i])
+            kept = sorted(i for _, i, _ in ranked[merges:])
+            tokens = [a[i] for i in kept] + [sum(groups[j]) / len(groups[j]) for j in range(len(b))]
+        out.append(torch.stack(tokens))
+    return torch.stack(out)
+
+
+def test_token_merging_equals_the_reference_loop_and_keeps_the_class_token_first():
     generator = torch.Generator().manual_seed(4)
+    frozen = torch.randn(2, 65, 6, generator=generator, dtype=torch.float64)
+    merged = merged_tokens(frozen, 10)
+    assert merged.shape == (2, 9, 6)  # 65 -> 33 -> 17 -> 9: the last round goes below the count
+    torch.testing.assert_close(merged, naive_merge(frozen, 10), atol=ATOL, rtol=0)
+    assert torch.equal(merged[:, 0], frozen[:, 0])
+    assert torch.equal(merged_tokens(frozen, 65), frozen)
+
+
+def test_token_merging_merges_duplicates_and_never_the_class_token():
+    generator = torch.Generator().manual_seed(5)
     unique = torch.randn(1, 4, 6, generator=generator, dtype=torch.float64)
-    doubled = unique.repeat_interleave(2, dim=1)  # each token next to its copy: pairs across the two sets
-    merged = merged_tokens(doubled, 4)
-    assert merged.shape == (1, 4, 6)
-    found = sorted(merged[0].tolist())
-    torch.testing.assert_close(torch.tensor(found), torch.tensor(sorted(unique[0].tolist())), atol=ATOL, rtol=0)
-    assert torch.equal(merged_tokens(doubled, 8), doubled)
-    assert merged_tokens(torch.randn(2, 17, 6, generator=generator), 3).shape == (2, 3, 6)
+    cls = unique[:, :1] * 1.01  # the most similar token to the first unique one, protected all the same
+    tokens = torch.cat([cls, unique.repeat_interleave(2, dim=1)], dim=1)  # c, u1, u1, u2, u2, ...
+    torch.testing.assert_close(merged_tokens(tokens, 5), torch.cat([cls, unique], dim=1), atol=ATOL, rtol=0)
+
+
+def test_a_merging_lane_takes_the_merged_frozen_class_tokens_attention_output(double_backbone):
+    block = WithoutFeedForward(double_backbone.image.blocks[0])
+    width = double_backbone.image.width
+    generator = torch.Generator().manual_seed(6)
+    context = block.norm1(torch.randn(2, 17, width, generator=generator, dtype=torch.float64))
+    expected = block.attention(merged_tokens(context, 4))[:, :1]
+    for _ in range(2):  # whatever the lane holds, its branch is the frozen class token's
+        lane = torch.randn(2, 1, width, generator=generator, dtype=torch.float64)
+        branch = lane_block(block, lane, context, None, "merge", 4) - lane
+        torch.testing.assert_close(branch, expected, atol=ATOL, rtol=0)
+
+
+def test_without_drop_and_replace_later_blocks_attend_over_the_carried_tokens(double_backbone):
+    block = WithoutFeedForward(double_backbone.image.blocks[1])
+    width = double_backbone.image.width
+    generator = torch.Generator().manual_seed(7)
+    lane = torch.randn(2, 5, width, generator=generator, dtype=torch.float64)
+    carried = lane_block(block, lane, None, None, drop_and_replace=False, summarise=False) - lane
+    torch.testing.assert_close(carried, block.attention(block.norm1(lane)), atol=ATOL, rtol=0)

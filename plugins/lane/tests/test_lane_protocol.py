@@ -169,18 +169,23 @@ def test_a_run_reports_every_task_and_writes_its_figure(tiny_plugin, tmp_path):
 def test_a_task_trains_on_its_images_with_its_labels_only(tiny_plugin, tmp_path, monkeypatch):
     from mmadapt import Run
 
-    seen = []
+    seen, trains = [], []
     fit = Run.fit
 
     def recording(self, split="train", **kwargs):
         seen.append((kwargs["stage"], split, self.adapter.current_classes()))
+        trains.append(self.bundle.split("train"))
         return fit(self, split, **kwargs)
 
     monkeypatch.setattr(Run, "fit", recording)
     run_recipe(lane_recipe(), tmp_path)
     assert [stage for stage, _, _ in seen] == ["task1", "task2", "task3", "task4"]
+    train = trains[0]
     for stage, split, classes in seen:
         assert split.labels and all(labels and set(labels) <= set(classes) for labels in split.labels), stage
+        # Every training image with any of the task's classes is in, with exactly those of its labels.
+        expected = [sorted(set(labels) & set(classes)) for labels in train.labels if set(labels) & set(classes)]
+        assert [sorted(labels) for labels in split.labels] == expected, stage
 
 
 def test_joint_trains_every_class_at_once(tiny_plugin, tmp_path):

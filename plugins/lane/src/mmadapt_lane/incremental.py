@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from mmadapt import Adapter, Backbone, Task
+from torch import nn
 
 from .tasks import IncrementalTask, task_blocks
 
@@ -76,3 +77,24 @@ class IncrementalAdapter(Adapter):
     def _check_task(self, index: int) -> None:
         if not 0 <= index < self.num_tasks:
             raise ValueError(f"task {index} does not exist; the adapter has tasks 0 .. {self.num_tasks - 1}")
+
+
+def reference_orthogonal(*shape: int) -> torch.Tensor:
+    """A tensor of ``shape`` from ``nn.init.orthogonal_``, which flattens it to ``shape[0]`` orthonormal rows.
+
+    The reference code initialises the whole selector tensor (T, S, d) and each layer's prompt tensor
+    (2, T, P, d) this way: T (or 2) unit rows of S x d (or T x P x d) entries, so each entry is small
+    (root mean square ``1 / sqrt(S x d)``), not a unit-norm row per token.
+    """
+    tensor = torch.empty(shape)
+    nn.init.orthogonal_(tensor)
+    return tensor
+
+
+def linear_head(width: int, n_classes: int) -> nn.Linear:
+    """The shared classifier: weights from a normal of std 0.02, zero bias (timm's ViT head init, which the
+    reference code gets from timm; its truncation at ±2 is 100 standard deviations out, so it never acts)."""
+    head = nn.Linear(width, n_classes)
+    nn.init.trunc_normal_(head.weight, std=0.02)
+    nn.init.zeros_(head.bias)
+    return head

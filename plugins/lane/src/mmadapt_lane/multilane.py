@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from mmadapt import Backbone, Task
 from torch import nn
 
-from .incremental import IncrementalAdapter
+from .incremental import IncrementalAdapter, linear_head, reference_orthogonal
 from .lanes import check_prompt_layers, class_token, frozen_tokens, lane_block
 
 
@@ -35,21 +35,19 @@ class MultiLane(IncrementalAdapter):
         tasks, width = self.num_tasks, backbone.image.width
         self.num_selectors = config.num_selectors if config.summary == "selectors" else 0
         if self.num_selectors:
-            self.selectors = nn.Parameter(_orthogonal(tasks, self.num_selectors, width))
+            self.selectors = nn.Parameter(reference_orthogonal(tasks, self.num_selectors, width))
         self.prompted_layers = config.prompt_layers if config.prompt_length else 0
         if self.prompted_layers:
             # (L_p, keys/values, T, P, width): width is heads x head_dim, as the prefix contract takes it.
+            # Each layer's (keys/values, T, P, width) tensor is initialised as one, as the reference does.
             self.prompts = nn.Parameter(
                 torch.stack(
-                    [
-                        torch.stack([_orthogonal(tasks, config.prompt_length, width) for _ in range(2)])
-                        for _ in range(self.prompted_layers)
-                    ]
+                    [reference_orthogonal(2, tasks, config.prompt_length, width) for _ in range(self.prompted_layers)]
                 )
             )
         if config.inference == "task":
-            self.keys = nn.Parameter(_orthogonal(1, tasks, width)[0])
-        self.head = nn.Linear(width, task.n_classes)
+            self.keys = nn.Parameter(reference_orthogonal(tasks, width))
+        self.head = linear_head(width, task.n_classes)
 
     def _begin(self, index: int) -> None:
         """With ``warm_start``, task ``index``'s selectors, prompts (and key) start as task index-1's."""
@@ -115,7 +113,7 @@ class MultiLane(IncrementalAdapter):
             if training_one:
                 outputs["key_loss"] = -self.config.key_weight * similarity[:, 0].mean()
             else:
-                return {"logits": self._chosen_lane_logits(lane_logits, similarity.argmax(dim=1), lanes)}
+                return {"logits": self._chosen_lane_logits(lane_logits, similarity.argmax(dim=1))}
         outputs["logits"] = self._concatenated(lane_logits, lanes)
         return outputs
 
@@ -143,7 +141,14 @@ class MultiLane(IncrementalAdapter):
         if len(group) > 1:
             context = context.repeat(len(group), 1, 1)  # lane-major, as the streams
         return lane_block(
-            block, stream, context, prefix, self.config.summary, self.config.num_selectors, self.config.drop_and_replace
+            block,
+            stream,
+            context,
+            prefix,
+            self.config.summary,
+            self.config.num_selectors,
+            self.config.drop_and_replace,
+            summarise=self.config.drop_and_replace or layer == 0,
         )
 
     def _logits(self, stream: torch.Tensor) -> torch.Tensor:
@@ -160,16 +165,8 @@ class MultiLane(IncrementalAdapter):
             out = torch.where(self.class_masks[lane], logits, out)
         return out
 
-    def _chosen_lane_logits(self, lane_logits: torch.Tensor, choice: torch.Tensor, lanes: list[int]) -> torch.Tensor:
-        """Per image, the chosen lane's logits on its class block, 0 elsewhere."""
-        rows = torch.arange(len(choice), device=choice.device)
-        masks = self.class_masks[torch.tensor(lanes, device=choice.device)[choice]]
-        chosen = lane_logits[choice, rows]
-        return torch.where(masks, chosen, torch.zeros_like(chosen))
+    def _chosen_lane_logits(self, lane_logits: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
+        """Per image, the chosen lane's logits on every served class (as the reference), 0 elsewhere."""
+        chosen = lane_logits[choice, torch.arange(len(choice), device=choice.device)]
+        return torch.where(self.seen_mask(), chosen, torch.zeros_like(chosen))
 
-
-def _orthogonal(tasks: int, tokens: int, width: int) -> torch.Tensor:
-    """(tasks, tokens, width) with orthogonal rows (or columns, when there are more rows than width)."""
-    weight = torch.empty(tasks * tokens, width)
-    nn.init.orthogonal_(weight)
-    return weight.view(tasks, tokens, width)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from mmadapt import Backbone, Task
 from torch import nn
 
-from .incremental import IncrementalAdapter
+from .incremental import IncrementalAdapter, linear_head
 from .lanes import check_prompt_layers
 
 
@@ -31,7 +31,7 @@ class SeqPrompt(IncrementalAdapter):
             prompts = torch.empty(self.prompted_layers * 2 * config.prompt_length, width)
             nn.init.orthogonal_(prompts)
             self.prompts = nn.Parameter(prompts.view(self.prompted_layers, 2, config.prompt_length, width))
-        self.head = nn.Linear(width, task.n_classes)
+        self.head = linear_head(width, task.n_classes)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """``prompt``: the shared key/value prompts; ``head``: the shared linear head."""
