@@ -125,3 +125,9 @@ class SeqPromptConfig:
 class LaneBceConfig:
     """``objective: lane-bce``: BCE with logits, where the logits and targets of every class outside the
     current task are set to 0 (only the current task's labels are visible)."""
+
+
+@dataclass
+class LaneCeConfig:
+    """``objective: lane-ce``: softmax cross-entropy where the logits of every class outside the current
+    task are -inf (a classification among the current task's classes), for single-label data."""
