@@ -13,7 +13,7 @@ from mmadapt import check_choice
 #: ``B{base}-C{increment}``: the first task holds ``base`` classes (``increment`` when 0), then
 #: ``increment`` classes per task.
 SPLIT_PATTERN = re.compile(r"B(\d+)-C(\d+)")
-CLASS_ORDERS = ("alphabetical", "seeded", "given")
+CLASS_ORDERS = ("alphabetical", "dataset", "seeded", "given")
 
 
 def parse_split(spec: str, key: str = "protocol.split") -> tuple[int, int]:
@@ -34,7 +34,8 @@ class ClassIncrementalConfig:
     #: ``B{base}-C{increment}``: the first task holds ``base`` classes (``increment`` classes when
     #: ``base`` is 0), every further task ``increment`` classes.
     split: str = "B0-C10"
-    #: ``alphabetical`` (class names sorted, the MULTI-LANE convention), ``seeded`` (a permutation of
+    #: ``alphabetical`` (class names sorted, the MULTI-LANE convention), ``dataset`` (the dataset's own
+    #: class ids: ImageNet-R's WordNet-id folders, CIFAR-100's label ids), ``seeded`` (a permutation of
     #: the sorted names drawn with ``order_seed``) or ``given`` (``classes``, every class once).
     class_order: str = "alphabetical"
     order_seed: int = 0

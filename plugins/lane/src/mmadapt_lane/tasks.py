@@ -61,6 +61,8 @@ def class_order(config: ClassIncrementalConfig, classnames: list[str]) -> list[s
     names = sorted(classnames)
     if config.class_order == "alphabetical":
         return names
+    if config.class_order == "dataset":
+        return list(classnames)
     if config.class_order == "seeded":
         random.Random(config.order_seed).shuffle(names)
         return names
