@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from lane_testing import images, incremental_task, make_adapter
 from mmadapt import TensorSplit, UserError
-from mmadapt.testing import run_recipe
+from mmadapt.testing import adapt_command, run_recipe
 from mmadapt_lane.accuracy import SeenClassAccuracy
 from mmadapt_lane.objective import build_lane_bce, build_lane_ce
 from mmadapt_lane.protocol import task_split
@@ -215,6 +215,12 @@ def test_a_single_label_run_reports_accuracy_per_task(tiny_plugin, tmp_path):
     assert not any("map" in key for key in metrics)
     assert (run_dir / "accuracy_per_task.png").stat().st_size > 1000
     assert not (run_dir / "map_per_task.png").exists()
+    assert adapt_command(["eval", str(run_dir)]) == 0  # the saved adapter, every task served
+    (evaluated,) = run_dir.glob("evals/*/summary.json")
+    final = json.loads(evaluated.read_text())["metrics"]
+    assert {k: final[k] for k in ("final/acc", "final/task_aware_acc")} == {
+        k: metrics[k] for k in ("final/acc", "final/task_aware_acc")
+    }
 
 
 def test_joint_scores_single_label_data_over_every_class(tiny_plugin, tmp_path):

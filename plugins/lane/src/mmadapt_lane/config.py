@@ -41,7 +41,7 @@ class ClassIncrementalConfig:
     order_seed: int = 0
     #: The class names in task order, for ``class_order: given``.
     classes: list[str] = field(default_factory=list)
-    #: Sigmoid threshold of CF1/OF1.
+    #: Sigmoid threshold of CF1/OF1 (multi-label data; single-label data is scored by top-1 accuracy).
     threshold: float = 0.8
     train_split: str = "train"
     test_split: str = "test"
