@@ -30,7 +30,9 @@ def _registered():
 
 def test_registration():
     found = _registered()
-    assert set(found) == {"imagefolder", "coop-split", "multilabel", "paired-folders", "unpaired-folders"}
+    assert set(found) == {
+        "imagefolder", "coop-split", "multilabel", "paired-folders", "unpaired-folders", "cifar100", "imagenet-r"
+    }
     assert found["coop-split"][1] is CoopConfig
 
 

@@ -34,7 +34,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "mmadapt-lane": {
         "adapter": ("multi-lane", "seq-prompt"),
-        "objective": ("lane-bce",),
+        "objective": ("lane-bce", "lane-ce"),
         "protocol": ("class-incremental", "joint"),
         "benchmark": ("lane",),
     },

@@ -10,7 +10,7 @@ from mmadapt import load_adapter
 from mmadapt.testing import adapt_command, run_recipe
 from mmadapt_shapes.model import create_model
 
-RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "shapes-lora.yaml"
+RECIPE = Path(__file__).resolve().parents[1] / "src" / "mmadapt_shapes" / "recipes" / "shapes-lora.yaml"
 
 
 @pytest.mark.slow

@@ -86,6 +86,39 @@ class MultiLabelConfig(DataConfig):
 
 
 @dataclass
+class Cifar100Config(DataConfig):
+    """CIFAR-100 in torchvision's layout: ``root/cifar-100-python/{meta,train,test}`` (the python pickles)."""
+
+    #: Folder holding ``cifar-100-python/`` (or that folder itself).
+    root: str = MISSING
+    templates: list[str] = field(default_factory=_default_templates)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_templates(self.templates)
+
+
+@dataclass
+class ImageNetRConfig(DataConfig):
+    """ImageNet-R: ``root/<wnid>/<image>`` (the 200 class folders of ``imagenet-r.tar``), split into train
+    and test by a seeded draw, or ``root/train/<wnid>/`` and ``root/test/<wnid>/`` already split."""
+
+    #: Folder holding the class folders (or ``imagenet-r/`` with them, or ``train/`` and ``test/``).
+    root: str = MISSING
+    #: Share of the images held out for testing when the folder is not split yet (0.2: 80/20).
+    test_fraction: float = 0.2
+    #: Seed of the train/test draw over every image; the same seed always gives the same split.
+    split_seed: int = 0
+    templates: list[str] = field(default_factory=_default_templates)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_templates(self.templates)
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"data.test_fraction must be between 0 and 1; got {self.test_fraction}")
+
+
+@dataclass
 class PairedFoldersConfig(DataConfig):
     """Input and target images matched by file stem: ``root/<split>/<input>/`` and ``root/<split>/<target>/``."""
 

@@ -11,12 +11,14 @@ from ..hookspecs import hookimpl
 from .config import (
     Base2NovelConfig,
     BCEConfig,
+    Cifar100Config,
     CoopConfig,
     CrossEntropyConfig,
     EvalOnlyConfig,
     F1Config,
     FinetuneConfig,
     ImageFolderConfig,
+    ImageNetRConfig,
     KgRegularizerConfig,
     LinearProbeConfig,
     LoraConfig,
@@ -59,6 +61,10 @@ def register_datasets(register: Callable[..., None]) -> None:
              "CoOp/Dassl split_zhou_<Name>.json over an image folder")
     register("multilabel", "mmadapt.builtin.image_datasets:build_multilabel", MultiLabelConfig,
              "Multi-label images from COCO-style JSON, CSV files or a Pascal VOC layout")
+    register("cifar100", "mmadapt.builtin.standard_datasets:build_cifar100", Cifar100Config,
+             "CIFAR-100 from torchvision's cifar-100-python/ pickles (100 classes, 50,000 / 10,000 images)")
+    register("imagenet-r", "mmadapt.builtin.standard_datasets:build_imagenet_r", ImageNetRConfig,
+             "ImageNet-R's 200 class folders, split into train and test by a seeded draw (80/20)")
     register("paired-folders", "mmadapt.builtin.folder_pairs:build_paired_folders", PairedFoldersConfig,
              "Image-to-image pairs: input/ and target/ folders matched by file stem")
     register("unpaired-folders", "mmadapt.builtin.folder_pairs:build_unpaired_folders", UnpairedFoldersConfig,

@@ -1,1 +1,1 @@
-"""mmadapt-lane: MULTI-LANE and the class-incremental protocol for multi-label class-incremental learning."""
+"""mmadapt-lane: MULTI-LANE and the class-incremental protocol, for multi-label and single-label data."""

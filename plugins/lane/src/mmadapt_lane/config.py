@@ -13,7 +13,7 @@ from mmadapt import check_choice
 #: ``B{base}-C{increment}``: the first task holds ``base`` classes (``increment`` when 0), then
 #: ``increment`` classes per task.
 SPLIT_PATTERN = re.compile(r"B(\d+)-C(\d+)")
-CLASS_ORDERS = ("alphabetical", "seeded", "given")
+CLASS_ORDERS = ("alphabetical", "dataset", "seeded", "given")
 
 
 def parse_split(spec: str, key: str = "protocol.split") -> tuple[int, int]:
@@ -34,13 +34,14 @@ class ClassIncrementalConfig:
     #: ``B{base}-C{increment}``: the first task holds ``base`` classes (``increment`` classes when
     #: ``base`` is 0), every further task ``increment`` classes.
     split: str = "B0-C10"
-    #: ``alphabetical`` (class names sorted, the MULTI-LANE convention), ``seeded`` (a permutation of
+    #: ``alphabetical`` (class names sorted, the MULTI-LANE convention), ``dataset`` (the dataset's own
+    #: class ids: ImageNet-R's WordNet-id folders, CIFAR-100's label ids), ``seeded`` (a permutation of
     #: the sorted names drawn with ``order_seed``) or ``given`` (``classes``, every class once).
     class_order: str = "alphabetical"
     order_seed: int = 0
     #: The class names in task order, for ``class_order: given``.
     classes: list[str] = field(default_factory=list)
-    #: Sigmoid threshold of CF1/OF1.
+    #: Sigmoid threshold of CF1/OF1 (multi-label data; single-label data is scored by top-1 accuracy).
     threshold: float = 0.8
     train_split: str = "train"
     test_split: str = "test"
@@ -125,3 +126,9 @@ class SeqPromptConfig:
 class LaneBceConfig:
     """``objective: lane-bce``: BCE with logits, where the logits and targets of every class outside the
     current task are set to 0 (only the current task's labels are visible)."""
+
+
+@dataclass
+class LaneCeConfig:
+    """``objective: lane-ce``: softmax cross-entropy where the logits of every class outside the current
+    task are -inf (a classification among the current task's classes), for single-label data."""

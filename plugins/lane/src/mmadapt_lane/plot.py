@@ -1,4 +1,4 @@
-"""The figure of a class-incremental run: mAP over the seen classes after each task."""
+"""The figure of a class-incremental run: mAP (or accuracy) over the seen classes after each task."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ def map_per_task_figure(
     title: str,
     spreads: dict[str, list[float]] | None = None,
     references: dict[str, float] | None = None,
+    measure: str = "mAP",
 ) -> Any:
-    """A matplotlib figure with one line per method (mAP after task 1, 2, ...; optional ± spread bands).
+    """A matplotlib figure with one line per method (``measure``, mAP or accuracy, over the seen classes
+    after task 1, 2, ...; optional ± spread bands).
 
     ``references`` are drawn as dashed horizontal lines (the joint upper bound).
 
@@ -35,7 +37,7 @@ def map_per_task_figure(
     for label, value in (references or {}).items():
         axes.axhline(value, linestyle="--", color="grey", label=label)
     axes.set_xlabel("after task")
-    axes.set_ylabel("mAP over seen classes (%)")
+    axes.set_ylabel(f"{measure} over seen classes (%)")
     axes.set_xticks(list(range(1, max(len(v) for v in curves.values()) + 1)))
     axes.set_title(title)
     axes.grid(alpha=0.3)

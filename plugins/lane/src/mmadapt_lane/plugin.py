@@ -1,5 +1,5 @@
 """mmadapt hooks of the lane plugin: protocols ``class-incremental`` and ``joint``, adapters ``multi-lane``
-and ``seq-prompt``, objective ``lane-bce`` and ``adapt bench lane``.
+and ``seq-prompt``, objectives ``lane-bce`` and ``lane-ce``, and ``adapt bench lane``.
 
 Registration only, by reference: each module is imported when a recipe builds its component.
 """
@@ -10,7 +10,14 @@ from collections.abc import Callable
 
 from mmadapt import hookimpl
 
-from .config import ClassIncrementalConfig, JointConfig, LaneBceConfig, MultiLaneConfig, SeqPromptConfig
+from .config import (
+    ClassIncrementalConfig,
+    JointConfig,
+    LaneBceConfig,
+    LaneCeConfig,
+    MultiLaneConfig,
+    SeqPromptConfig,
+)
 
 
 @hookimpl
@@ -20,7 +27,8 @@ def register_protocols(register: Callable[..., None]) -> None:
         "class-incremental",
         "mmadapt_lane.protocol:ClassIncremental",
         ClassIncrementalConfig,
-        "multi-label class-incremental tasks from a class order and a B<b>-C<c> split; mAP over seen classes",
+        "class-incremental tasks from a class order and a B<b>-C<c> split; mAP (multi-label) or accuracy "
+        "(single-label) over seen classes",
     )
     register(
         "joint",
@@ -49,12 +57,18 @@ def register_adapters(register: Callable[..., None]) -> None:
 
 @hookimpl
 def register_objectives(register: Callable[..., None]) -> None:
-    """Register ``lane-bce``."""
+    """Register ``lane-bce`` (multi-label) and ``lane-ce`` (single-label)."""
     register(
         "lane-bce",
         "mmadapt_lane.objective:build_lane_bce",
         LaneBceConfig,
         "binary cross-entropy on the current task's classes only (logits and targets of others set to 0)",
+    )
+    register(
+        "lane-ce",
+        "mmadapt_lane.objective:build_lane_ce",
+        LaneCeConfig,
+        "cross-entropy over the current task's classes only (logits of others set to -inf), single-label",
     )
 
 

@@ -2,9 +2,10 @@
 
 ``class-incremental``: task t trains (stage ``task<t>``, its own fresh optimiser and schedule) on
 every training image with any class of task t, with only task t's labels; then the test images
-with any seen class are scored over the seen classes. The adapter is told when each task starts
-and ends. Per-task evaluations live in ``run.state``, so a resumed run does not evaluate again.
-``joint`` trains the same classes all at once (the upper bound) and scores them like the last task.
+with any seen class are scored over the seen classes: mAP, CF1 and OF1 for multi-label data, top-1
+accuracy for single-label data. The adapter is told when each task starts and ends. Per-task
+evaluations live in ``run.state``, so a resumed run does not evaluate again. ``joint`` trains the
+same classes all at once (the upper bound) and scores them like the last task.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import Any
 
 from mmadapt import DataBundle, Protocol, Run, Split, UserError
 
+from .accuracy import SeenClassAccuracy, accuracy_summary
 from .plot import map_per_task_figure
 from .scores import SeenClassScores, summary_metrics, task_matrix
-from .tasks import IncrementalTask, incremental_bundle
+from .tasks import IncrementalTask, incremental_bundle, task_images
 
-#: Files every class-incremental run writes into its run directory.
-RESULTS, FIGURE = "class_incremental.json", "map_per_task.png"
+#: Files every class-incremental run writes into its run directory: the results, and the figure of
+#: mAP (multi-label) or accuracy (single-label) after each task.
+RESULTS, FIGURE, ACCURACY_FIGURE = "class_incremental.json", "map_per_task.png", "accuracy_per_task.png"
 
 
 @typing.runtime_checkable
@@ -46,8 +49,9 @@ class ClassIncremental(Protocol):
 
     def prepare(self, bundle: DataBundle) -> DataBundle:
         """Relabel the classes in class order and cut them into the split's tasks."""
-        prepared = incremental_bundle(bundle, self.config, self.name)
+        prepared = incremental_bundle(bundle, self.config)
         self.blocks = prepared.task.blocks
+        self.multi_label = prepared.task.multi_label
         return prepared
 
     def run(self, run: Run) -> dict[str, Any]:
@@ -63,7 +67,8 @@ class ClassIncremental(Protocol):
             if key not in evaluations:
                 evaluations[key] = self._scores(run, index + 1, prefix=key)
                 run.state["evaluations"] = evaluations
-        metrics = summary_metrics(evaluations, len(self.blocks))
+        summary = summary_metrics if self.multi_label else accuracy_summary
+        metrics = summary(evaluations, len(self.blocks))
         self._write(run, evaluations, metrics)
         return metrics
 
@@ -76,29 +81,33 @@ class ClassIncremental(Protocol):
         """Scores over the classes of the first ``tasks`` tasks, on the test images with any of them."""
         seen = range(self.blocks[tasks - 1].stop)
         test = run.bundle.split(self.config.test_split)
-        split = test.subset([i for i, labels in enumerate(test.labels) if any(c < seen.stop for c in labels)])
-        metric = SeenClassScores(seen, self.blocks[:tasks], self.config.threshold)
+        split = test.subset(task_images(test, seen))
+        if self.multi_label:
+            metric = SeenClassScores(seen, self.blocks[:tasks], self.config.threshold)
+        else:
+            metric = SeenClassAccuracy(seen, self.blocks[:tasks])
         results = run.evaluate(split, metrics=[metric], prefix=prefix)
         return {key.partition("/")[2]: value for key, value in results.items()}
 
     def _write(self, run: Run, evaluations: dict[str, dict[str, float]], metrics: dict[str, float]) -> None:
         classnames = run.bundle.task.classnames
-        maps = [evaluations[f"after_task{i}"]["map"] for i in range(1, len(self.blocks) + 1)]
-        run.save_json(
-            RESULTS,
-            {
-                "tasks": [[classnames[c] for c in block] for block in self.blocks],
-                "map": maps,
-                "matrix": task_matrix(evaluations, len(self.blocks)),
-                "fixed_matrix": task_matrix(evaluations, len(self.blocks), "fixed_map_task"),
-                "metrics": metrics,
-            },
-        )
+        tasks = len(self.blocks)
+        headline = "map" if self.multi_label else "acc"
+        curve = [evaluations[f"after_task{i}"][headline] for i in range(1, tasks + 1)]
+        results = {"tasks": [[classnames[c] for c in block] for block in self.blocks], headline: curve}
+        if self.multi_label:
+            results["matrix"] = task_matrix(evaluations, tasks)
+            results["fixed_matrix"] = task_matrix(evaluations, tasks, "fixed_map_task")
+        else:
+            results["matrix"] = task_matrix(evaluations, tasks, "acc_task")
+        run.save_json(RESULTS, {**results, "metrics": metrics})
+        label, name = ("mAP", FIGURE) if self.multi_label else ("accuracy", ACCURACY_FIGURE)
         try:
-            run.save_figure(FIGURE, map_per_task_figure({run.recipe.adapter.name: maps}, run.recipe.name))
+            figure = map_per_task_figure({run.recipe.adapter.name: curve}, run.recipe.name, measure=label)
+            run.save_figure(name, figure)
         except UserError as error:  # matplotlib missing: the numbers are written, the figure is not
             if run.is_main:
-                print(f"warning: {error}; {FIGURE} not drawn", file=sys.stderr)
+                print(f"warning: {error}; {name} not drawn", file=sys.stderr)
 
 
 class Joint(ClassIncremental):
@@ -134,8 +143,7 @@ class Joint(ClassIncremental):
 
 def task_split(train: Split, block: range) -> Split:
     """The training images with any class of ``block``, labelled with those classes only."""
-    keep = [i for i, labels in enumerate(train.labels) if any(c in block for c in labels)]
-    return train.subset(keep, label_map={c: c for c in block})
+    return train.subset(task_images(train, block), label_map={c: c for c in block})
 
 
 def check_weight_decay(train: Any) -> None:

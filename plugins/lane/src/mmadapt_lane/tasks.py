@@ -6,14 +6,15 @@ import difflib
 import random
 from dataclasses import dataclass, field, fields
 
-from mmadapt import DataBundle, Task, UserError, select_classes
+from mmadapt import DataBundle, Split, Task, UserError, select_classes
 
 from .config import ClassIncrementalConfig, parse_split
 
 
 @dataclass
 class IncrementalTask(Task):
-    """A multi-label task whose class ids follow the class order, cut into consecutive task blocks.
+    """A task (multi-label or single-label) whose class ids follow the class order, cut into consecutive
+    task blocks.
 
     Task ``t`` owns class ids ``offsets[t] .. offsets[t+1]-1``; adapters with one lane per task read
     the blocks from here when they are built.
@@ -60,6 +61,8 @@ def class_order(config: ClassIncrementalConfig, classnames: list[str]) -> list[s
     names = sorted(classnames)
     if config.class_order == "alphabetical":
         return names
+    if config.class_order == "dataset":
+        return list(classnames)
     if config.class_order == "seeded":
         random.Random(config.order_seed).shuffle(names)
         return names
@@ -84,22 +87,27 @@ def _closest(name: str, candidates: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def incremental_bundle(bundle: DataBundle, config: ClassIncrementalConfig, protocol: str) -> DataBundle:
+def incremental_bundle(bundle: DataBundle, config: ClassIncrementalConfig) -> DataBundle:
     """The bundle relabelled in class order, its task an :class:`IncrementalTask` with the split's blocks.
 
-    Refuses a single-label dataset: the task rule (every image with any class of the task, labels
-    restricted to it) and the metrics (mAP over seen classes) are those of multi-label data.
+    Multi-label and single-label datasets alike: the kind decides how tasks are cut and scored (see
+    :func:`task_images`).
     """
     task = bundle.task
     dataset = task.name or "the dataset"
-    if task.kind != "multi-label":
-        raise UserError(
-            f"protocol {protocol} needs a multi-label dataset, "
-            f"but {dataset} is {task.kind}; use a multi-label dataset (data.name: multilabel, or shapes with "
-            "task: multilabel)"
-        )
     order = class_order(config, list(task.classnames))
     sizes = task_sizes(config.split, len(order), dataset)
     reordered = select_classes(bundle, [task.classnames.index(name) for name in order])
     values = {f.name: getattr(reordered.task, f.name) for f in fields(reordered.task)}
     return DataBundle(IncrementalTask(**values, task_sizes=sizes), reordered.splits)
+
+
+def task_images(split: Split, classes: range) -> list[int]:
+    """The indices of ``split``'s items with any class in ``classes``.
+
+    Single-label: the items whose class is one of them; multi-label: the items with at least one of
+    them among their positives (the same image can then belong to several tasks).
+    """
+    if split.multi_label:
+        return [i for i, labels in enumerate(split.labels) if any(c in classes for c in labels)]
+    return [i for i, label in enumerate(split.labels) if label in classes]
