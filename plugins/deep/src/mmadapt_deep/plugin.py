@@ -1,4 +1,5 @@
-"""mmadapt hooks of mmadapt-deep: the ``ivlp`` and ``maple`` adapters and ``adapt bench deep``.
+"""mmadapt hooks of mmadapt-deep: the ``ivlp``, ``maple`` and ``promptsrc`` adapters, the ``promptsrc``
+objective and ``adapt bench deep``.
 
 Registration only, by reference: each module is imported when a recipe builds its component.
 """
@@ -9,16 +10,25 @@ from collections.abc import Callable
 
 from mmadapt import hookimpl
 
-from .config import IvlpConfig, MapleConfig
+from .config import IvlpConfig, MapleConfig, PromptSRCConfig, PromptSRCObjectiveConfig
 
 
 @hookimpl
 def register_adapters(register: Callable[..., None]) -> None:
-    """Register ``ivlp`` and ``maple``."""
+    """Register ``ivlp``, ``maple`` and ``promptsrc``."""
     register("ivlp", "mmadapt_deep.ivlp:Ivlp", IvlpConfig,
              "IVLP: independent learned text and image tokens at the first J layers of both towers")
     register("maple", "mmadapt_deep.maple:Maple", MapleConfig,
              "MaPLe: deep text prompts, image tokens coupled to them by a linear map per layer (CVPR 2023)")
+    register("promptsrc", "mmadapt_deep.promptsrc:PromptSRC", PromptSRCConfig,
+             "PromptSRC: IVLP prompts (n = 4, J = 9) averaged over epochs by Gaussian prompt aggregation (ICCV 2023)")
+
+
+@hookimpl
+def register_objectives(register: Callable[..., None]) -> None:
+    """Register ``promptsrc``."""
+    register("promptsrc", "mmadapt_deep.self_regulation:build_promptsrc_objective", PromptSRCObjectiveConfig,
+             "PromptSRC: CE + L1 to frozen text and image features + KL to zero-shot logits (ICCV 2023)")
 
 
 @hookimpl
