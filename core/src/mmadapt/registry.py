@@ -38,7 +38,7 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
         "protocol": ("class-incremental", "joint"),
         "benchmark": ("lane",),
     },
-    "mmadapt-deep": {},
+    "mmadapt-deep": {"adapter": ("mmrl",), "objective": ("mmrl",)},
 }
 
 #: Components renamed after 0.1.0 (each old name was also an adapter's), so a recipe with the old
