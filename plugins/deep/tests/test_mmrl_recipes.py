@@ -75,7 +75,8 @@ def test_base_to_novel_recipes_cover_the_eleven_coop_datasets_with_mmrls_setting
         train = recipe["train"]
         expected = (5, 32) if dataset == "imagenet" else (10, 4)
         assert (train["epochs"], train["batch_size"]) == expected, path.name
-        assert (train["optimizer"], train["lr"], train["warmup_epochs"], train["warmup_lr"]) == ("adamw", 0.001, 1, 1e-5)
+        schedule = (train["optimizer"], train["lr"], train["warmup_epochs"], train["warmup_lr"])
+        assert schedule == ("adamw", 0.001, 1, 1e-5), path.name
 
 
 @pytest.mark.parametrize("path", [*BASE_TO_NOVEL, MMRL / "cross-dataset" / "imagenet.yaml"], ids=lambda p: p.stem)
