@@ -79,13 +79,13 @@ def test_base_to_novel_recipes_cover_the_eleven_coop_datasets_with_mmrls_setting
         assert schedule == ("adamw", 0.001, 1, 1e-5), path.name
 
 
-@pytest.mark.parametrize("path", [*BASE_TO_NOVEL, MMRL / "cross-dataset" / "imagenet.yaml"], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [*BASE_TO_NOVEL, MMRL / "cross_dataset" / "imagenet.yaml"], ids=lambda p: p.stem)
 def test_real_data_recipe_validates(path, plugin_manager):
     assert adapt_command(["validate", str(path)]) == 0
 
 
 def test_the_cross_dataset_recipe_names_an_evaluation_of_each_other_dataset_that_validates(plugin_manager, capsys):
-    source = MMRL / "cross-dataset" / "imagenet.yaml"
+    source = MMRL / "cross_dataset" / "imagenet.yaml"
     recipe = load(source)
     assert recipe["objective"] == {"name": "mmrl", "class_weight": 0.7, "weight": 0.2}
     assert (recipe["train"]["epochs"], recipe["train"]["batch_size"], recipe["protocol"]["name"]) == (1, 32, "standard")
