@@ -123,7 +123,10 @@ def test_without_tokens_the_class_token_path_is_zero_shot_clip(adapter, backbone
     assert (with_tokens - clip_image).abs().max() > 1e-3
 
 
-def test_the_frozen_features_reuse_the_blocks_below_the_range_and_equal_clip(adapter, backbone, halves):
+@pytest.mark.parametrize("first", [1, 3])
+def test_the_frozen_features_reuse_the_blocks_below_the_range_and_equal_clip(backbone, halves, first):
+    adapter = build_mmrl(backbone, halves[0].task, layers=[first, IMAGE_DEPTH], text_layers=[2, TEXT_DEPTH])
+    randomise(adapter)
     batch = batch_of(halves[0], backbone)
     adapter.report_frozen = True
     adapter.train()
