@@ -36,6 +36,7 @@ CONFIG = {("lora", "clip-resnet"): {"tower": "text"}, ("lora", "timm-vit"): {"ta
 CONFIG.update({(adapter, backbone): {"prompt_layers": 2} for adapter in ("multi-lane", "seq-prompt")
                for backbone in ("clip-vit", "timm-vit")})
 CONFIG[("mmrl", "clip-vit")] = {"layers": [2, 2]}
+CONFIG.update({(adapter, "clip-vit"): {"depth": 2} for adapter in ("ivlp", "maple", "promptsrc")})
 
 ADAPTERS = PluginManager().load().registry.names("adapter")
 
