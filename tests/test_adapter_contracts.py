@@ -35,6 +35,8 @@ CONFIG = {("lora", "clip-resnet"): {"tower": "text"}, ("lora", "timm-vit"): {"ta
 #: Prompt-depth defaults sized for ViT-B/16 (5 of 12 blocks) exceed the tiny towers' two blocks.
 CONFIG.update({(adapter, backbone): {"prompt_layers": 2} for adapter in ("multi-lane", "seq-prompt")
                for backbone in ("clip-vit", "timm-vit")})
+CONFIG[("mmrl", "clip-vit")] = {"layers": [2, 2]}
+CONFIG.update({(adapter, "clip-vit"): {"depth": 2} for adapter in ("ivlp", "maple", "promptsrc")})
 
 ADAPTERS = PluginManager().load().registry.names("adapter")
 

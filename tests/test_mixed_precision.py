@@ -32,6 +32,8 @@ FAMILIES = {
     "latent-prompt": ("prompts-shapes-latent.yaml", {}),
     "mvlpt": ("prompts-shapes-coop.yaml", {"name": "mvlpt", "init": None, "n_ctx": 4}),
     "kapt": ("kapt-shapes.yaml", {}),
+    "ivlp": ("deep-shapes-ivlp.yaml", {}),
+    "maple": ("deep-shapes-maple.yaml", {}),
     "ept": ("ept-shapes-text-ept.yaml", {}),
     "ept-visual": ("ept-shapes-visual-ept.yaml", {}),
     "multi-lane": ("lane-shapes.yaml", {}),

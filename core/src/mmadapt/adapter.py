@@ -69,6 +69,18 @@ class Adapter(nn.Module):
             raise ValueError(f"checkpoint does not match the adapter: missing {missing}, unexpected {unexpected}")
         self.clear_eval_cache()
 
+    def on_epoch_end(self, stage: str, epoch: int, epochs: int) -> None:
+        """Called on every process after each training epoch of a stage, before its checkpoint; default: nothing.
+
+        ``epoch`` counts from 1 to ``epochs``, the stage's length (an ``iterations`` stage counts its
+        last, shortened epoch too). Runs without gradients, after the epoch's optimiser steps (and the
+        schedule's step per epoch). What it changes in the adapter's parameters and persistent buffers
+        is in the checkpoint written after the epoch, so a killed run resumes exactly: keep any state it
+        needs across epochs in persistent buffers, which checkpoints hold like the trainable
+        parameters (a weight average over epochs, such as PromptSRC's Gaussian prompt aggregation).
+        The final epoch's changes are what the stage ends with and what evaluation sees.
+        """
+
     def set_task(self, task: Task) -> None:
         """Switch to another class list (base-to-novel evaluation); adapters that can't must say so."""
         raise UserError(

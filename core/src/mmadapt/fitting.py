@@ -85,6 +85,8 @@ def fit_stage(context: RunContext, adapter: Adapter, state: RunState, dataset: S
                              stage, epoch, budget, progress)
                 if train.schedule_unit == "epoch":
                     scheduler.step()
+                with torch.no_grad():
+                    adapter.on_epoch_end(stage, epoch, epochs)
                 if epoch % train.checkpoint_every == 0 or epoch == epochs:
                     save_stage(context, adapter, state, stage, epoch, optimizer, scheduler, checkpoint_keys)
         finally:

@@ -29,6 +29,7 @@ context, the class name first, a bidirectional tower) the prompts are encoded wh
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -256,6 +257,7 @@ class PromptLearner(nn.Module):
         *,
         offset: torch.Tensor | None = None,
         positions: int | None = None,
+        deep: Mapping[int, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Normalised text features ``(n_classes, embed_dim)`` of the prompts around ``context``.
 
@@ -266,7 +268,15 @@ class PromptLearner(nn.Module):
         tower that :attr:`~TokenTextTower.shares_prefixes`, the first :attr:`shared_length` positions
         run once for all classes, and each prompt stops at its own end token (that tower is causal, so
         later positions never change the features, whatever ``truncate`` says).
+
+        ``deep`` gives deep text prompts (IVLP, MaPLe): ``{layer: (n_ctx, width)}``, the tokens that
+        replace the context positions before text block ``layer`` (1 .. depth - 1; block 0 gets
+        ``context``), the same for every class and without positional embedding. It needs the ``end``
+        layout, where the context holds the same positions in every prompt. The result equals
+        :meth:`TokenTower.run` on the whole prompts with ``replace={layer: (1, tokens)}``; the shared
+        prefix stays shared at every layer, since the replaced positions lie inside it.
         """
+        replace = self._deep_replacements(backbone, deep)
         n = positions or self.length
         prompts = self.assemble(context)[:, :n]
         if offset is not None:
@@ -279,13 +289,45 @@ class PromptLearner(nn.Module):
             if reason not in self._logged:
                 self._logged.add(reason)
                 logger.debug("text prompts encoded whole, no shared prefix: %s", reason)
-            return self.encode(backbone, prompts)
+            if not replace:
+                return self.encode(backbone, prompts)
+            tower = prompt_tower(backbone)
+            features = tower.head(tower.run(tower.embed(prompts), replace=replace).tokens, self.eot)
+            return F.normalize(features, dim=-1)
         shared = self.shared_length
         prefix = torch.cat([self.prefix[:1].to(context.dtype), context[: shared - 1].unsqueeze(0)], dim=1)
         if offset is not None:
             prefix = prefix + F.pad(offset[:shared], (0, 0, 0, shared - len(offset[:shared])))
-        features = prompt_tower(backbone).encode_shared_prefix(prefix, prompts[:, shared:], self.eot)
+        changes = {"replace": replace} if replace else {}
+        features = prompt_tower(backbone).encode_shared_prefix(prefix, prompts[:, shared:], self.eot, **changes)
         return F.normalize(features, dim=-1)
+
+    def _deep_replacements(
+        self, backbone: Backbone, deep: Mapping[int, torch.Tensor] | None
+    ) -> dict[int, tuple[int, torch.Tensor]]:
+        """``deep`` as :meth:`TokenTower.run`'s ``replace``: each layer's tokens at the context positions."""
+        if not deep:
+            return {}
+        if self.position != "end":
+            raise ValueError(
+                f"deep text prompts replace the context at the same positions in every prompt: they need "
+                f"class_token_position 'end', not {self.position!r}"
+            )
+        depth = prompt_tower(backbone).depth
+        replace = {}
+        for layer, tokens in deep.items():
+            if not 1 <= layer < depth:
+                raise ValueError(
+                    f"deep text prompts go before text blocks 1 .. {depth - 1} (block 0 gets the context); "
+                    f"got layer {layer}"
+                )
+            if tokens.shape != (self.n_ctx, self.ctx.shape[-1]):
+                raise ValueError(
+                    f"the deep text prompt of layer {layer} must have shape ({self.n_ctx}, {self.ctx.shape[-1]}), "
+                    f"the context's; got {tuple(tokens.shape)}"
+                )
+            replace[layer] = (1, tokens.unsqueeze(0))
+        return replace
 
 
 class HandwrittenTextFeatures(nn.Module):

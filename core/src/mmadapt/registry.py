@@ -38,7 +38,8 @@ FIRST_PARTY: dict[str, dict[str, tuple[str, ...]]] = {
         "protocol": ("class-incremental", "joint"),
         "benchmark": ("lane",),
     },
-    "mmadapt-deep": {},
+    "mmadapt-deep": {"adapter": ("ivlp", "maple", "mmrl", "promptsrc"), "objective": ("mmrl", "promptsrc"),
+                     "benchmark": ("deep",)},
 }
 
 #: Components renamed after 0.1.0 (each old name was also an adapter's), so a recipe with the old

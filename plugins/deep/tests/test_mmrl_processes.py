@@ -1,0 +1,25 @@
+"""MMRL (base-to-novel, its own objective) on 2 processes (torchrun, gloo on the CPU): the 1-process metrics,
+never a hang."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from mmadapt.testing import ProcessCase, assert_same_across_processes
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")]
+
+RECIPES = Path(__file__).resolve().parents[3] / "recipes"
+SHORT = ("data.train_size=48", "data.test_size=16", "data.image_size=32", "data.shots=2", "train.epochs=2",
+         "train.batch_size=4", "eval.batch_size=6")
+
+CASES = [
+    ProcessCase("mmrl-base2novel", RECIPES / "deep-shapes-mmrl.yaml", SHORT),
+]
+
+
+def test_mmrl_gives_the_one_process_metrics_on_two(tmp_path):
+    assert_same_across_processes(CASES, tmp_path)
