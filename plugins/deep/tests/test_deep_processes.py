@@ -14,7 +14,7 @@ from mmadapt.testing import ProcessCase, assert_same_across_processes
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")]
 
-RECIPES = Path(__file__).resolve().parents[3] / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "src" / "mmadapt_deep" / "recipes"
 SHORT = ("data.train_size=48", "data.test_size=16", "data.image_size=32", "data.shots=2", "train.epochs=2",
          "train.batch_size=4", "eval.batch_size=6")
 

@@ -10,8 +10,9 @@ from mmadapt.testing import adapt_command
 from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[3]
-PAPER_RECIPES = sorted((REPO / "recipes" / "deep").rglob("*.yaml"))
-SHAPES_RECIPES = sorted((REPO / "recipes").glob("deep-shapes-*.yaml"))
+SHIPPED = REPO / "plugins" / "deep" / "src" / "mmadapt_deep" / "recipes"
+PAPER_RECIPES = sorted((SHIPPED / "deep").rglob("*.yaml"))
+SHAPES_RECIPES = sorted(SHIPPED.glob("deep-shapes-*.yaml"))
 #: The eleven CoOp datasets, by the name in their split files.
 DATASETS = {"ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "OxfordFlowers", "Food101", "FGVCAircraft",
             "SUN397", "DescribableTextures", "EuroSAT", "UCF101"}
@@ -38,7 +39,7 @@ def test_recipe_validates(path, plugin_manager, capsys):
 
 @pytest.mark.parametrize("method", ["ivlp", "maple"])
 def test_paper_recipes_cover_the_eleven_datasets_with_maples_settings(method):
-    base2novel = sorted((REPO / "recipes" / "deep" / method / "base2novel").glob("*.yaml"))
+    base2novel = sorted((SHIPPED / "deep" / method / "base2novel").glob("*.yaml"))
     seen = set()
     for path in base2novel:
         recipe = load(path)
@@ -54,7 +55,7 @@ def test_paper_recipes_cover_the_eleven_datasets_with_maples_settings(method):
         assert adapter["name"] == method and adapter["depth"] == 9 and adapter["init"] == "a photo of a"
         assert adapter.get("n_ctx", adapter.get("n_text")) == 2
     assert seen == DATASETS
-    cross = load(REPO / "recipes" / "deep" / method / "cross_dataset" / "imagenet.yaml")
+    cross = load(SHIPPED / "deep" / method / "cross_dataset" / "imagenet.yaml")
     assert cross["data"]["split_file"].endswith("split_zhou_ImageNet.json") and "num_base" not in cross["data"]
     assert cross["adapter"]["depth"] == 3 and cross["train"]["epochs"] == 2 and cross["train"]["lr"] == 0.0026
 

@@ -10,9 +10,11 @@ from mmadapt.testing import adapt_command, assert_import_is_cheap, run_recipe, t
 from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[3]
-SHAPES = REPO / "recipes" / "deep-shapes-mmrl.yaml"
-MMRL = REPO / "recipes" / "deep" / "mmrl"
-COOP = REPO / "recipes" / "coop" / "base2novel"
+SHIPPED = REPO / "plugins" / "deep" / "src" / "mmadapt_deep" / "recipes"
+PROMPTS_RECIPES = REPO / "plugins" / "prompts" / "src" / "mmadapt_prompts" / "recipes"
+SHAPES = SHIPPED / "deep-shapes-mmrl.yaml"
+MMRL = SHIPPED / "deep" / "mmrl"
+COOP = PROMPTS_RECIPES / "coop" / "base2novel"
 #: The regulariser weight per dataset in MMRL's code (yunncheng/MMRL, trainers/config.py).
 OFFICIAL_WEIGHTS = {"stanford_cars": 7.0, "fgvc_aircraft": 6.0, "sun397": 6.0, "dtd": 6.0, "food101": 5.0,
                     "oxford_flowers": 4.0, "ucf101": 3.0, "imagenet": 0.5, "caltech101": 0.5, "oxford_pets": 0.2,

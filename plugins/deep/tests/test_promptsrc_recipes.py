@@ -12,9 +12,10 @@ from mmadapt.testing import adapt_command, run_recipe, tiny_recipe_from
 from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[3]
-SHAPES_RECIPE = REPO / "recipes" / "deep-shapes-promptsrc.yaml"
-BASE2NOVEL = sorted((REPO / "recipes" / "deep" / "promptsrc" / "base2novel").glob("*.yaml"))
-CROSS_DATASET = sorted((REPO / "recipes" / "deep" / "promptsrc" / "cross_dataset").glob("*.yaml"))
+SHIPPED = REPO / "plugins" / "deep" / "src" / "mmadapt_deep" / "recipes"
+SHAPES_RECIPE = SHIPPED / "deep-shapes-promptsrc.yaml"
+BASE2NOVEL = sorted((SHIPPED / "deep" / "promptsrc" / "base2novel").glob("*.yaml"))
+CROSS_DATASET = sorted((SHIPPED / "deep" / "promptsrc" / "cross_dataset").glob("*.yaml"))
 DATASETS = {"ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "OxfordFlowers", "Food101", "FGVCAircraft",
             "SUN397", "DescribableTextures", "EuroSAT", "UCF101"}
 #: PromptSRC's schedule (configs/trainers/PromptSRC/*.yaml of its code).

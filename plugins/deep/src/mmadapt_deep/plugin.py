@@ -41,3 +41,9 @@ def register_benchmarks(register: Callable[..., None]) -> None:
     register("deep", "mmadapt_deep.bench:main",
              "one maple training step against the reference computation and a CoOp step: time and memory",
              add_arguments="mmadapt_deep.bench:add_arguments")
+
+
+@hookimpl
+def register_recipes(register: Callable[..., None]) -> None:
+    """Ship the recipes in ``recipes/`` (package data): ``adapt run NAME`` runs one."""
+    register(__package__)
