@@ -13,6 +13,7 @@ from .data import DataBundle, Split, collate
 from .errors import UserError
 from .processes import feed_watchdog
 from .sampling import GlobalBatchSampler, SeededItems, stable_seed
+from .worker_batches import WorkerBatches, collate_in_worker
 
 if TYPE_CHECKING:
     from .run_context import RunContext
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 PerSample = torch.Tensor | list
 
 
-def loader(context: RunContext, dataset, batch_size: int, shuffle: bool, epoch_seed: tuple | None = None) -> DataLoader:
+def loader(context: RunContext, dataset, batch_size: int, shuffle: bool,
+           epoch_seed: tuple | None = None) -> DataLoader | WorkerBatches:
     """This process's share of ``dataset`` in (seeded, when ``shuffle``) global batches.
 
     With ``epoch_seed`` each item's random draws (augmentation) are seeded from it and the item's index.
@@ -36,10 +38,16 @@ def loader(context: RunContext, dataset, batch_size: int, shuffle: bool, epoch_s
 
 
 def batch_loader(dataset, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1,
-                 workers: int = 0) -> DataLoader:
-    """Process ``rank``'s share (of ``world``) of ``dataset`` in global batches, collated by :func:`collate`."""
+                 workers: int = 0) -> DataLoader | WorkerBatches:
+    """Process ``rank``'s share (of ``world``) of ``dataset`` in global batches, collated by :func:`collate`.
+
+    With ``workers`` the batches are collated in the worker processes and finished in this one
+    (:mod:`mmadapt.worker_batches`): the same batches, fewer transfers between the processes.
+    """
     sampler = GlobalBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, rank=rank, world=world)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers)
+    if not workers:
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
+    return WorkerBatches(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_in_worker, num_workers=workers))
 
 
 def sharded_pass(
