@@ -128,6 +128,9 @@ class TrainConfig:
     #: (``pip install 'mmadapt[tensorboard]'``), ``wandb``, ``mlflow``, ``comet_ml``, ``aim``, ``clearml``,
     #: ``dvclive``.
     log_with: list[str] = field(default_factory=list)
+    #: Split each global batch into this many shards whose gradients are summed in a fixed order, so the
+    #: run is the same bits on any process count that divides it (docs/multi-gpu.md); 0: DDP's average.
+    exact_shards: int = 0
 
     def __post_init__(self) -> None:
         check_choice("train", "optimizer", self.optimizer, ("sgd", "adamw", "adam"))
@@ -138,6 +141,8 @@ class TrainConfig:
             if getattr(self, key) < 1:
                 raise ValueError(f"train.{key} must be at least 1; got {getattr(self, key)}")
         check_trackers(self.log_with)
+        if self.exact_shards < 0:
+            raise ValueError(f"train.exact_shards must be 0 (off) or a number of shards; got {self.exact_shards}")
 
 
 @dataclass
