@@ -148,7 +148,7 @@ class ClipLitProtocolConfig(StageConfig):
     #: Rounds of (enhancement, prompt refinement); CLIP-LIT trains about 50K iterations in all.
     rounds: int = 13
     prompt_iterations: int = 1000
-    prompt_batch_size: int = 8
+    prompt_batch_size: int = 16
     #: Weights of L_clip (enhancement) and L_rank (prompt refinement).
     clip_weight: float = 320.0
     rank_weight: float = 200.0
