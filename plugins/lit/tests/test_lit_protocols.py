@@ -199,3 +199,34 @@ def test_rave_shifted_trains_along_the_residual_without_its_token_direction(tmp_
     assert 0.0 < float(shifted @ plain) < 1.0 - 1e-4  # a different direction, still close to v_res
     assert torch.equal(weights["residual"], shifted)
     torch.testing.assert_close(state["residual/shifted_target"], state["residual/m_pos"] @ shifted)
+
+
+def test_the_residual_embeds_the_training_images_with_clips_preprocessing(rave_run, shapes_clip):
+    # RAVE embeds its training images with CLIP's preprocess: bicubic resize of the shorter side, centre
+    # crop. Here 32-pixel images go to shapes-clip's 64; the in-graph bilinear resize gives another residual.
+    from mmadapt_lit.losses import residual_vector
+    from torchvision.transforms.functional import center_crop, normalize, pil_to_tensor, resize
+
+    recipe = shapes_recipe({"name": "rave"}, {"name": "rave"})
+    split = recipe_bundle(recipe).split("train")
+    prep = shapes_clip.preprocessing
+
+    def features(key, bilinear=False):
+        pixels = []
+        for i in range(len(split)):
+            image = split.load(i)[key]
+            if bilinear:
+                tensor = pil_to_tensor(image).float()[None] / 255
+                pixels.append(torch.nn.functional.interpolate(tensor, size=(prep.size, prep.size), mode="bilinear")[0])
+            else:
+                shown = center_crop(resize(image, prep.size, interpolation=Image.BICUBIC), prep.size)
+                pixels.append(pil_to_tensor(shown).float() / 255)
+        with torch.no_grad():
+            return shapes_clip.encode_image(normalize(torch.stack(pixels), prep.mean, prep.std), normalize=True)
+
+    state = load_file(str(next((rave_run / "checkpoints").glob("enhance-epoch*")) / "protocol_state.safetensors"))
+    expected = residual_vector(features("target"), features("image"))["residual"]
+    bilinear = residual_vector(features("target", True), features("image", True))["residual"]
+    # PIL resizes 8-bit images and the run float ones: they agree to about 1e-3, a bilinear resize does not.
+    torch.testing.assert_close(state["residual/vector"], expected, atol=2e-3, rtol=0)
+    assert float((state["residual/vector"] - bilinear).abs().max()) > 1e-2

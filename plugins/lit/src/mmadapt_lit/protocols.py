@@ -17,7 +17,7 @@ from mmadapt import Protocol, Split, TensorSplit, UserError
 from .images import grid_image, reference_scores
 from .losses import clip_loss, ranking_loss, residual_vector
 from .roles import Roles, check_bundle, evaluation_inputs, split_roles
-from .stages import cycled, image_features, warm_up
+from .stages import cycled, image_features, preprocessed_features, warm_up
 
 
 @typing.runtime_checkable
@@ -77,10 +77,14 @@ class LitProtocol(Protocol):
         return split_roles(run.bundle, "train", self.config)
 
     def residual(self, run, roles: Roles) -> dict[str, torch.Tensor]:
-        """RAVE's residual of the training data (computed once, then read from ``run.state``)."""
+        """RAVE's residual of the training data (computed once, then read from ``run.state``).
+
+        The images are embedded with the backbone's preprocessing (CLIP's: bicubic resize of the
+        shorter side, centre crop), as RAVE does, not with the in-graph square resize of training.
+        """
         if "residual/vector" not in run.state:
-            well_lit = image_features(run, roles.well_lit, roles.well_lit_key)
-            backlit = image_features(run, roles.backlit)
+            well_lit = preprocessed_features(run, roles.well_lit, roles.well_lit_key)
+            backlit = preprocessed_features(run, roles.backlit)
             found = residual_vector(well_lit, backlit)
             run.state["residual/vector"] = found["residual"]
             for key in ("target", "m_pos", "m_neg"):
