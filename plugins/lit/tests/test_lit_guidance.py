@@ -69,8 +69,8 @@ def test_the_latent_adapter_needs_no_text_tower(image_task):
     from mmadapt.testing_models import tiny_timm_backbone
 
     adapter = make("clip-lit-latent", tiny_timm_backbone(), image_task)
-    out = adapter({"features": F.normalize(torch.randn(3, adapter.backbone.embed_dim), dim=-1)})
-    assert out["prompt_logits"].shape == (3, 2)
+    out = adapter({"views": torch.rand(3, 2, 3, 40, 40)})
+    assert out["prompt_logits"].shape == (3, 2, 2)
 
 
 def test_clip_lit_refuses_an_image_only_tower(image_task):

@@ -23,18 +23,6 @@ def cycled(rows: torch.Tensor, count: int) -> torch.Tensor:
     return rows[torch.arange(count) % len(rows)]
 
 
-def image_features(run, split: Split, key: str = "image", enhanced: bool = False) -> torch.Tensor:
-    """Unit-norm image features (N, D) of ``batch[key]`` over ``split``, of the enhanced images when asked."""
-    adapter = run.adapter
-    adapter.eval()
-
-    def embed(batch: dict) -> dict:
-        images = batch[key]
-        return {"features": adapter.embed(adapter.enhance(images) if enhanced else images)}
-
-    return run.features(split, embed, desc=f"features ({'enhanced ' if enhanced else ''}{key})")["features"]
-
-
 def preprocessed_features(run, split: Split, key: str = "image") -> torch.Tensor:
     """Unit-norm image features (N, D) of ``batch[key]`` under the backbone's own preprocessing.
 
