@@ -116,6 +116,9 @@ class TrainConfig:
     grad_accum: int = 1
     num_workers: int = 0
     clip_grad_norm: float | None = None
+    #: Split each global batch into this many shards whose gradients are summed in a fixed order, so the
+    #: run is the same bits on any process count that divides it (docs/multi-gpu.md); 0: DDP's average.
+    exact_shards: int = 0
     #: Per parameter group overrides, e.g. ``{low_rank: {lr: 0.01}}``; groups are named by the adapter.
     param_groups: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Write a checkpoint every this many epochs; keep the newest ``keep_checkpoints``.
@@ -131,6 +134,8 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints", "log_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"train.{key} must be at least 1; got {getattr(self, key)}")
+        if self.exact_shards < 0:
+            raise ValueError(f"train.exact_shards must be 0 (off) or a number of shards; got {self.exact_shards}")
 
 
 @dataclass

@@ -87,12 +87,14 @@ class Run:
 
     @property
     def num_processes(self) -> int:
-        """How many processes share the work (data-parallel); each batch is split over them.
-
-        DDP averages the processes' gradients, which is the single-process gradient for a loss that
-        averages over the batch's items; a term that sums over the items multiplies by this count.
-        """
+        """How many processes share the work (data-parallel); each batch is split over them."""
         return self._context.num_processes
+
+    @property
+    def batch_parts(self) -> int:
+        """The parts (processes, or ``train.exact_shards``) whose averaged gradients make a batch's gradient:
+        a loss term that sums over the batch's items instead of averaging multiplies by this count."""
+        return self._context.batch_parts
 
     @property
     def folder(self) -> Path:

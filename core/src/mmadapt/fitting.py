@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import NonFiniteLossError, UserError
+from .exact_shards import ShardGradients, local_shards, refuse_batch_statistics, shard_of
 from .optim import build_optimizer, build_scheduler
 from .passes import loader, to_device
 from .processes import feed_watchdog
@@ -34,16 +35,21 @@ def check_stage_length(stage: str, epochs: int | None, iterations: int | None, b
         raise UserError(f"run.fit(stage={stage!r}): give the stage's length as epochs or iterations, not both")
 
 
-def check_batch_split(stage: str, items: int, batch_size: int, num_processes: int) -> None:
+def check_batch_split(stage: str, items: int, batch_size: int, num_processes: int, shards: int = 0) -> None:
     """A ``UserError`` unless every global batch of the stage splits evenly over the processes.
 
     Each process takes every ``num_processes``-th item of a global batch and DDP averages their
     gradients: the single-process gradient only when every process holds as many items (a process
-    with none would leave the others waiting in the gradient exchange).
+    with none would leave the others waiting in the gradient exchange). With ``shards``
+    (``train.exact_shards``) every batch must split into that many shards, and the processes must
+    divide the shards.
     """
+    sizes = sorted({len(batch) for batch in batches_of(items, batch_size)})
+    if shards:
+        _check_shards(stage, items, batch_size, num_processes, shards, sizes)
+        return
     if num_processes == 1:
         return
-    sizes = sorted({len(batch) for batch in batches_of(items, batch_size)})
     uneven = [size for size in sizes if size % num_processes]
     if uneven:
         reason = (f"its batch size is {batch_size}" if batch_size in uneven
@@ -55,12 +61,29 @@ def check_batch_split(stage: str, items: int, batch_size: int, num_processes: in
         )
 
 
+def _check_shards(stage: str, items: int, batch_size: int, num_processes: int, shards: int, sizes: list[int]) -> None:
+    if shards % num_processes:
+        raise UserError(
+            f"run.fit(stage={stage!r}): train.exact_shards={shards} does not split over {num_processes} processes; "
+            f"set it to a multiple of {num_processes} (or 0 for DDP's average); see docs/multi-gpu.md"
+        )
+    uneven = [size for size in sizes if size % shards]
+    if uneven:
+        reason = (f"its batch size is {batch_size}" if batch_size in uneven
+                  else f"its {items} items make one batch of {uneven[0]}")
+        raise UserError(
+            f"run.fit(stage={stage!r}): {reason}, which does not split into train.exact_shards={shards} shards. "
+            f"Set train.batch_size (or the protocol's batch size for this stage) to a multiple of {shards}, or "
+            "train.exact_shards to a divisor of it; see docs/multi-gpu.md"
+        )
+
+
 def fit_stage(context: RunContext, adapter: Adapter, state: RunState, dataset: Split, objective: Callable, *,
               stage: str, epochs: int | None, iterations: int | None, groups: list[str] | None,
               batch_size: int) -> None:
     """Train ``stage`` on ``dataset`` (see :meth:`mmadapt.Run.fit`); skip it when finished, resume it when started."""
     train = context.recipe.train
-    check_batch_split(stage, len(dataset), batch_size, context.num_processes)
+    check_batch_split(stage, len(dataset), batch_size, context.num_processes, train.exact_shards)
     steps_per_epoch = math.ceil(len(batches_of(len(dataset), batch_size)) / train.grad_accum)
     epochs = math.ceil(iterations / steps_per_epoch) if iterations else epochs or train.epochs
     stage_steps = iterations or epochs * steps_per_epoch
@@ -99,6 +122,8 @@ def _train_epoch(context: RunContext, model, optimizer, scheduler, trained, obje
     seed_everything(context.recipe.seed, stage, epoch)
     batches = loader(context, dataset, batch_size, shuffle=True, epoch_seed=(context.recipe.seed, stage, epoch))
     model.train()
+    if train.exact_shards:
+        refuse_batch_statistics(model)
     micro = taken = images = 0
     since = time.perf_counter()
     for batch in batches:
@@ -107,16 +132,11 @@ def _train_epoch(context: RunContext, model, optimizer, scheduler, trained, obje
             continue
         images += len(batch["index"])
         batch = to_device(batch, accelerator.device)
-        with accelerator.autocast():
-            outputs = model(batch)
-            loss, terms = objective(outputs, batch)
-        if not torch.isfinite(loss.detach()).all():
-            raise NonFiniteLossError(
-                f"loss became {loss.item()} at stage {stage!r}, epoch {epoch}, step {context.steps}; "
-                f"the last good checkpoint is kept in {context.run_dir.checkpoints}. Lower train.lr or use "
-                f"train.precision=fp32."
-            )
-        accelerator.backward(loss / train.grad_accum)
+        where = f"at stage {stage!r}, epoch {epoch}, step {context.steps}"
+        if train.exact_shards:
+            loss, terms = _sharded_backward(context, model, objective, batch, trained, where)
+        else:
+            loss, terms = _backward(context, model, objective, batch, where, train.grad_accum)
         micro += 1
         if micro % train.grad_accum and micro < len(batches):
             continue
@@ -137,6 +157,38 @@ def _train_epoch(context: RunContext, model, optimizer, scheduler, trained, obje
             images, since = 0, time.perf_counter()
         if taken == budget:
             break
+
+
+def _backward(context: RunContext, model, objective, batch: dict, where: str, divisor: int):
+    """The loss of ``batch``, its gradient (divided by ``divisor``) added to ``.grad``; the loss and its terms."""
+    accelerator = context.accelerator
+    with accelerator.autocast():
+        outputs = model(batch)
+        loss, terms = objective(outputs, batch)
+    if not torch.isfinite(loss.detach()).all():
+        raise NonFiniteLossError(
+            f"loss became {loss.item()} {where}; the last good checkpoint is kept in {context.run_dir.checkpoints}. "
+            "Lower train.lr or use train.precision=fp32."
+        )
+    accelerator.backward(loss / divisor)
+    return loss, terms
+
+
+def _sharded_backward(context: RunContext, model, objective, batch: dict, trained, where: str):
+    """``batch``'s gradient as the shard-ordered sum of its shards' gradients (:mod:`mmadapt.exact_shards`);
+    the loss and terms logged are the means over this process's shards."""
+    train, size = context.recipe.train, len(batch["index"])
+    gradients = ShardGradients(trained, train.exact_shards, context.num_processes)
+    parts = []
+    # The shards' gradients are exchanged whole below, never by DDP's all-reduce.
+    with context.accelerator.no_sync(model):
+        for positions in local_shards(size, train.exact_shards, context.num_processes):
+            parts.append(_backward(context, model, objective, shard_of(batch, positions, size), where, 1))
+            gradients.keep()
+    gradients.add_to_grads(train.exact_shards * train.grad_accum)
+    loss = torch.stack([part[0].detach() for part in parts]).mean()
+    terms = {key: torch.stack([part[1][key].detach() for part in parts]).mean() for key in parts[0][1]}
+    return loss, terms
 
 
 def _step_logs(loss: torch.Tensor, terms: dict[str, Any], optimizer) -> dict[str, float]:

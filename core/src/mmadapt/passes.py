@@ -13,6 +13,7 @@ from .data import DataBundle, Split, collate
 from .errors import UserError
 from .processes import feed_watchdog
 from .sampling import GlobalBatchSampler, SeededItems, stable_seed
+from .worker_batches import WorkerBatches, collate_in_worker
 
 if TYPE_CHECKING:
     from .run_context import RunContext
@@ -22,24 +23,34 @@ if TYPE_CHECKING:
 PerSample = torch.Tensor | list
 
 
-def loader(context: RunContext, dataset, batch_size: int, shuffle: bool, epoch_seed: tuple | None = None) -> DataLoader:
+def loader(context: RunContext, dataset, batch_size: int, shuffle: bool, epoch_seed: tuple | None = None,
+           whole_batches: bool = False) -> DataLoader | WorkerBatches:
     """This process's share of ``dataset`` in (seeded, when ``shuffle``) global batches.
 
     With ``epoch_seed`` each item's random draws (augmentation) are seeded from it and the item's index.
+    With ``whole_batches`` the process takes every N-th batch whole (:class:`GlobalBatchSampler`).
     """
     state = context.accelerator.state
     seed = stable_seed(*epoch_seed) if epoch_seed else 0
     if epoch_seed:
         dataset = SeededItems(dataset, seed)
     return batch_loader(dataset, batch_size, shuffle=shuffle, seed=seed, rank=state.process_index,
-                        world=state.num_processes, workers=context.recipe.train.num_workers)
+                        world=state.num_processes, workers=context.recipe.train.num_workers,
+                        whole_batches=whole_batches)
 
 
 def batch_loader(dataset, batch_size: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1,
-                 workers: int = 0) -> DataLoader:
-    """Process ``rank``'s share (of ``world``) of ``dataset`` in global batches, collated by :func:`collate`."""
-    sampler = GlobalBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, rank=rank, world=world)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers)
+                 workers: int = 0, whole_batches: bool = False) -> DataLoader | WorkerBatches:
+    """Process ``rank``'s share (of ``world``) of ``dataset`` in global batches, collated by :func:`collate`.
+
+    With ``workers`` the batches are collated in the worker processes and finished in this one
+    (:mod:`mmadapt.worker_batches`): the same batches, fewer transfers between the processes.
+    """
+    sampler = GlobalBatchSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, rank=rank, world=world,
+                                 whole_batches=whole_batches)
+    if not workers:
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
+    return WorkerBatches(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_in_worker, num_workers=workers))
 
 
 def sharded_pass(
@@ -58,7 +69,10 @@ def sharded_pass(
     """
     parts = []
     with torch.no_grad():
-        batches = loader(context, dataset, context.recipe.eval.batch_size, shuffle=False)
+        # With exact shards each process computes whole batches: the same items in the same shapes, so the
+        # same bits, on any process count.
+        batches = loader(context, dataset, context.recipe.eval.batch_size, shuffle=False,
+                         whole_batches=context.recipe.train.exact_shards > 0)
         for batch in tqdm(batches, desc=desc, disable=not context.is_main, leave=False):
             context.skipped.note(batch)
             if "index" not in batch:  # every image of the batch was unreadable and skipped

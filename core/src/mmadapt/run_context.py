@@ -41,6 +41,11 @@ class RunContext:
         """How many processes share the work (data-parallel)."""
         return self.accelerator.num_processes
 
+    @property
+    def batch_parts(self) -> int:
+        """The parts whose gradients make a global batch's: ``train.exact_shards``, else the processes."""
+        return self.recipe.train.exact_shards or self.num_processes
+
     def merge_skipped(self) -> None:
         """Unite every process's record of skipped images (collective)."""
         self.skipped.merge(self.num_processes)

@@ -22,25 +22,33 @@ from torch.utils.data import Sampler
 class GlobalBatchSampler(Sampler[list[int]]):
     """Seeded global batches, each split across data-parallel ranks.
 
-    Dassl drops the last incomplete batch only when the split holds at least one full batch.
+    Dassl drops the last incomplete batch only when the split holds at least one full batch. With
+    ``whole_batches`` rank r takes batches r, r + world, ... whole instead of a share of each: every
+    batch then has the same items and shape on any number of ranks (exact passes).
     """
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, rank: int = 0, world: int = 1,
+                 whole_batches: bool = False):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.whole_batches = rank, world, whole_batches
 
     def __iter__(self) -> Iterator[list[int]]:
         if self.shuffle:
             order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed)).tolist()
         else:
             order = list(range(self.n))
-        for batch in batches_of(self.n, self.batch_size, drop_last=self.shuffle):
-            items = [order[i] for i in batch][self.rank :: self.world]
+        batches = batches_of(self.n, self.batch_size, drop_last=self.shuffle)
+        if self.whole_batches:
+            batches = batches[self.rank :: self.world]
+        for batch in batches:
+            items = [order[i] for i in batch]
+            items = items if self.whole_batches else items[self.rank :: self.world]
             if items:
                 yield items
 
     def __len__(self) -> int:
-        return len(batches_of(self.n, self.batch_size, drop_last=self.shuffle))
+        batches = batches_of(self.n, self.batch_size, drop_last=self.shuffle)
+        return len(batches[self.rank :: self.world] if self.whole_batches else batches)
 
 
 class SeededItems(torch.utils.data.Dataset):

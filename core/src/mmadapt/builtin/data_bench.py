@@ -4,7 +4,8 @@ Both read the same JPEG files of an image folder in the same order with the same
 (CLIP's 224 crop with ``crop-flip`` augmentation) and the same random crops (torch's generator is
 seeded alike for each; the order is the folder's, as shuffling costs nothing measurable and would
 draw from that generator differently). Ours is the ``imagefolder`` dataset's split, viewed with the
-transform, through the engine's batch sampler and :func:`~mmadapt.collate`; the baseline is
+transform, through the engine's batch loader (its sampler and :func:`~mmadapt.collate`, collated in
+the workers and finished in the main process when there are workers); the baseline is
 ``torchvision.datasets.ImageFolder`` and a plain ``DataLoader``. Without workers the two loops take
 batches in turn; with workers whole passes alternate. Each of ``--repeats`` rounds gives a ratio; the
 median round ratio is reported, so noise from other processes on the machine affects both sides alike.

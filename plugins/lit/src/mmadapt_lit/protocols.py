@@ -191,7 +191,7 @@ class RaveProtocol(LitProtocol):
         run.adapter.set_residual(vector, target)
         warm_up(run, roles.backlit, self.config)
         config = self.config
-        objective = rave_objective(run.adapter, config.guidance_weight, config.identity_weight, run.num_processes)
+        objective = rave_objective(run.adapter, config.guidance_weight, config.identity_weight, run.batch_parts)
         run.fit(
             roles.backlit,
             stage="enhance",
@@ -275,7 +275,7 @@ class ClipLitProtocol(LitProtocol):
 
     def enhance_objective(self, run):
         """``clip_weight * L_clip + identity_weight * L_id``; the prompts are frozen, their features computed once."""
-        adapter, config, processes = run.adapter, self.config, run.num_processes
+        adapter, config, parts = run.adapter, self.config, run.batch_parts
         prompts: dict[str, torch.Tensor] = {}
 
         def objective(outputs: dict, batch: dict):
@@ -284,8 +284,8 @@ class ClipLitProtocol(LitProtocol):
                     prompts["features"] = adapter.prompt_features()
             guidance = clip_loss(adapter.embed(outputs["images"]), prompts["features"])
             identity = adapter.identity(outputs["images"], batch["image"])
-            # L_id sums over the images: counted once per process, as in rave_objective.
-            return config.clip_weight * guidance + config.identity_weight * processes * identity, {
+            # L_id sums over the images: counted once per part of the batch, as in rave_objective.
+            return config.clip_weight * guidance + config.identity_weight * parts * identity, {
                 "clip": guidance,
                 "identity": identity,
             }

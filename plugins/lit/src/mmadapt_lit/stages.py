@@ -46,29 +46,29 @@ def preprocessed_features(run, split: Split, key: str = "image") -> torch.Tensor
     return run.features(split, embed, desc=f"features (preprocessed {key})")["features"]
 
 
-def identity_objective(adapter, weight: float, level_weights: list[float], processes: int = 1) -> Callable:
+def identity_objective(adapter, weight: float, level_weights: list[float], parts: int = 1) -> Callable:
     """``weight * L_id`` between the network's outputs and its inputs.
 
-    L_id sums over the batch's images, so on ``processes`` data-parallel processes (each holding its
-    share of the batch, their gradients averaged) it counts ``processes`` times: the gradient of the
-    whole batch's sum, as in one process.
+    L_id sums over the batch's images, so when the batch's gradient is the average of ``parts``
+    parts' (``run.batch_parts``: data-parallel processes, or exact shards), each holding its share of
+    the batch, it counts ``parts`` times: the gradient of the whole batch's sum, as in one part.
     """
 
     def objective(outputs: dict, batch: dict):
         identity = adapter.identity(outputs["images"], batch["image"], level_weights)
-        return weight * processes * identity, {"identity": identity}
+        return weight * parts * identity, {"identity": identity}
 
     return objective
 
 
-def rave_objective(adapter, guidance_weight: float, identity_weight: float, processes: int = 1) -> Callable:
+def rave_objective(adapter, guidance_weight: float, identity_weight: float, parts: int = 1) -> Callable:
     """RAVE's enhancement loss ``guidance_weight * L_guid + identity_weight * L_id`` (L_id summed over
-    the images, counted ``processes`` times as in :func:`identity_objective`)."""
+    the images, counted ``parts`` times as in :func:`identity_objective`)."""
 
     def objective(outputs: dict, batch: dict):
         guidance = guidance_loss(adapter.embed(outputs["images"]), adapter.residual, adapter.residual_target)
         identity = adapter.identity(outputs["images"], batch["image"])
-        loss = guidance_weight * guidance + identity_weight * processes * identity
+        loss = guidance_weight * guidance + identity_weight * parts * identity
         return loss, {"guidance": guidance, "identity": identity}
 
     return objective
@@ -84,7 +84,7 @@ def warm_up(run, split: Split, config: StageConfig) -> None:
     """
     adapter = run.adapter
     objective = identity_objective(adapter, config.warmup_identity_weight, [1.0] * len(adapter.levels),
-                                   run.num_processes)
+                                   run.batch_parts)
     fit = dict(groups=["network"], objective=objective, batch_size=config.warmup_batch_size)
     check = min(config.restart_check_iterations, config.warmup_iterations)
     tried = 0
