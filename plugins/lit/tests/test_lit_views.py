@@ -79,4 +79,4 @@ def test_an_item_of_another_split_is_resized_to_the_view_size(tmp_path):
     torch.manual_seed(0)
     item = PromptViews([[(split, 0, "image")]], [1], 2, 24)[0]
     assert item["views"].shape == (1, 3, 24, 24) and int(item["label"]) == 1
-    assert 0.0 <= float(item["views"].min()) and float(item["views"].max()) <= 1.0
+    assert float(item["views"].min()) >= 0.0 and float(item["views"].max()) <= 1.0
