@@ -230,3 +230,18 @@ def test_the_residual_embeds_the_training_images_with_clips_preprocessing(rave_r
     # PIL resizes 8-bit images and the run float ones: they agree to about 1e-3, a bilinear resize does not.
     torch.testing.assert_close(state["residual/vector"], expected, atol=2e-3, rtol=0)
     assert float((state["residual/vector"] - bilinear).abs().max()) > 1e-2
+
+
+def test_the_exposure_metric_reports_blown_out_pixels_only_where_targets_exist():
+    from mmadapt_lit.exposure import ExposureMetric
+
+    metric = ExposureMetric()
+    metric.reset()
+    output, target = torch.full((1, 3, 4, 5), 0.5), torch.full((1, 3, 4, 5), 0.5)
+    output[..., :2, :] = 1.0  # two rows pushed to white ...
+    target[..., 0, :] = 1.0  # ... of which one is white in the target
+    metric.update({"images": output}, {"target": target})
+    assert metric.compute()["blown_out"] == 0.25
+    metric.reset()
+    metric.update({"images": output}, {})
+    assert "blown_out" not in metric.compute() and metric.compute()["over_exposed"] == 0.5
