@@ -34,10 +34,10 @@ def test_the_unclipped_degradation_brightens_the_background_and_keeps_its_detail
 
 
 def test_blown_out_counts_pixels_pushed_to_white_that_are_not_white_in_the_original():
-    original = np.full((8, 10, 3), 0.5)
-    original[:2] = 1.0  # white in the original: whitening it again is no over-exposure
+    original = np.full((16, 20, 3), 0.5)
+    original[:4] = 1.0  # white in the original: whitening it again is no over-exposure
     image = original.copy()
-    image[:4] = 1.0  # rows 0-1 stay white, rows 2-3 are pushed to white
+    image[:8] = 1.0  # rows 0-3 stay white, rows 4-7 are pushed to white
     assert scores(image, original)["blown_out"] == 0.25
     assert scores(original, original)["blown_out"] == 0.0
 
