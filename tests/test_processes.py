@@ -2,7 +2,8 @@
 
 Each launch runs every case in turn (one start-up for all of them) under the stall watchdog. The
 metrics are compared to the digit: DDP sums each batch's gradients in another order than one process
-(float differences of about 1e-7 in the weights), which moves no accuracy of these runs.
+(float differences of about 1e-7 in the weights), which moves no accuracy of these runs; with
+``train.exact_shards`` the weights are the same bits too (the lit plugin's matrix shows it on image metrics).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ CASES = [
     # A global batch of 3 does not split over 2 processes: a clear error at the stage's start.
     ProcessCase("lora-odd-batch", RECIPES / "shapes-lora.yaml", (*SHORT, "train.batch_size=3"),
                 error="its batch size is 3, which does not split evenly over 2 processes"),
+    # Exact shards: the shards' gradients gathered and summed in shard order, passes in whole batches.
+    ProcessCase("lora-exact-shards", RECIPES / "shapes-lora.yaml", (*SHORT, "train.exact_shards=2")),
+    ProcessCase("lora-odd-shards", RECIPES / "shapes-lora.yaml", (*SHORT, "train.exact_shards=1"),
+                error="train.exact_shards=1 does not split over 2 processes"),
 ]
 
 

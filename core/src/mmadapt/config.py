@@ -116,15 +116,15 @@ class TrainConfig:
     grad_accum: int = 1
     num_workers: int = 0
     clip_grad_norm: float | None = None
-    #: Split each global batch into this many shards whose gradients are summed in a fixed order, so the
-    #: run is the same bits on any process count that divides it (docs/multi-gpu.md); 0: DDP's average.
-    exact_shards: int = 0
     #: Per parameter group overrides, e.g. ``{low_rank: {lr: 0.01}}``; groups are named by the adapter.
     param_groups: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Write a checkpoint every this many epochs; keep the newest ``keep_checkpoints``.
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
     log_every: int = 10
+    #: Split each global batch into this many shards whose gradients are summed in a fixed order, so the
+    #: run is the same bits on any process count that divides it (docs/multi-gpu.md); 0: DDP's average.
+    exact_shards: int = 0
 
     def __post_init__(self) -> None:
         check_choice("train", "optimizer", self.optimizer, ("sgd", "adamw", "adam"))

@@ -40,7 +40,8 @@ class ProcessCase:
     overrides: tuple[str, ...] = ()
     #: The largest relative (and absolute) difference allowed between a metric's values; 0: the same
     #: digits. Training on several processes sums each batch's gradients in another order (per process,
-    #: then across them), so a trained case states a small tolerance and says why in ``reason``.
+    #: then across them), so a trained case whose metrics show it either trains with
+    #: ``train.exact_shards`` (the same bits) or states a small tolerance and says why in ``reason``.
     tolerance: float = 0.0
     reason: str = ""
     #: When the recipe cannot run on several processes: text the multi-process run's error must contain.
