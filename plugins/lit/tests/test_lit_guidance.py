@@ -69,8 +69,8 @@ def test_the_latent_adapter_needs_no_text_tower(image_task):
     from mmadapt.testing_models import tiny_timm_backbone
 
     adapter = make("clip-lit-latent", tiny_timm_backbone(), image_task)
-    out = adapter({"features": F.normalize(torch.randn(3, adapter.backbone.embed_dim), dim=-1)})
-    assert out["prompt_logits"].shape == (3, 2)
+    out = adapter({"views": torch.rand(3, 2, 3, 40, 40)})
+    assert out["prompt_logits"].shape == (3, 2, 2)
 
 
 def test_clip_lit_refuses_an_image_only_tower(image_task):
@@ -97,16 +97,38 @@ def test_residual_target_is_the_well_lit_mean_along_it_and_the_loss_is_zero_ther
     assert float(guidance_loss(on_target[None], v, t)) < 1e-12
 
 
-def test_the_shifted_residual_is_unit_norm_and_orthogonal_to_u():
+def _rave_shift_by_loops(v, tokens, m_pos, count):
+    """RAVE-shifted written out step by step in float64 (rank by cosine, weigh the raw features)."""
+    v, tokens, m_pos = v.double(), tokens.double(), m_pos.double()
+    scores = sorted(((float(e @ v / e.norm()), i) for i, e in enumerate(tokens)), reverse=True)
+
+    def side(picked):
+        total = sum(score * tokens[i] for score, i in picked) / len(picked)
+        return total / total.norm()
+
+    u = side(scores[:count]) + side(scores[-count:])
+    u = u / u.norm()
+    shifted = v - (u @ v) * u
+    shifted = shifted / shifted.norm()
+    return u, shifted, m_pos @ shifted
+
+
+def test_the_shifted_residual_weighs_the_raw_token_features_and_is_orthogonal_to_their_direction():
     torch.manual_seed(1)
     v = F.normalize(torch.randn(32), dim=0)
-    tokens = F.normalize(torch.randn(500, 32), dim=-1)
+    # Token features of very different norms, as a text tower's raw outputs are: weighing normalised
+    # features instead gives another direction u.
+    tokens = F.normalize(torch.randn(500, 32), dim=-1) * torch.empty(500, 1).uniform_(0.2, 5.0)
     m_pos = F.normalize(torch.randn(32), dim=0)
     found = shifted_residual(v, tokens, m_pos, tokens=15)
-    torch.testing.assert_close(found["residual"].norm(), torch.tensor(1.0))
+    u, shifted, target = _rave_shift_by_loops(v, tokens, m_pos, 15)
+    torch.testing.assert_close(found["direction"].double(), u, atol=1e-5, rtol=0)
+    torch.testing.assert_close(found["residual"].double(), shifted, atol=1e-5, rtol=0)
+    torch.testing.assert_close(found["target"].double(), target, atol=1e-5, rtol=0)
     assert abs(float(found["residual"] @ found["direction"])) < 1e-6
-    torch.testing.assert_close(found["target"], m_pos @ found["residual"])
-    similarity = tokens @ v
+    normalised = shifted_residual(v, F.normalize(tokens, dim=-1), m_pos, tokens=15)["direction"]
+    assert float(normalised @ found["direction"]) < 0.999
+    similarity = F.normalize(tokens, dim=-1) @ v
     assert similarity[found["top"]].min() >= similarity.quantile(0.96)
     assert similarity[found["bottom"]].max() <= similarity.quantile(0.04)
 

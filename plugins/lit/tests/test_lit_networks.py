@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mmadapt_lit.networks import ClipLitNet, build_network
+import torch.nn.functional as F
+from mmadapt_lit.networks import ClipLitNet, _PyramidPooling, build_network
 
 COUNTS = {"clip-lit-net": 278_790, "zero-dce": 79_416, "zero-dce++": 10_561}
 
@@ -42,15 +43,46 @@ def test_an_illumination_map_of_one_returns_the_input():
         torch.testing.assert_close(network(images), images, atol=1e-9, rtol=0)
 
 
-def test_plain_convs_pad_with_zeros_in_training_and_by_reflection_in_evaluation():
+#: CLIP-LIT's padding of each 3x3 conv, (training, evaluation): it trains a zero-padded network and
+#: evaluates a reflect-padded one, except the pyramid's fusing conv (zeros in both) and the residual
+#: blocks (reflection in both).
+CLIP_LIT_PADDING = {
+    "stem.0": ("constant", "reflect"),
+    "body.3": ("constant", "constant"),
+    "body.5": ("constant", "reflect"),
+    "body.8": ("constant", "reflect"),
+    "head": ("constant", "reflect"),
+    **{f"body.{i}.{conv}": ("reflect", "reflect") for i in (0, 1, 6, 7, 9, 10) for conv in ("first", "second")},
+}
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "evaluation"])
+def test_every_conv_pads_as_clip_lit_does_in_training_and_in_evaluation(training):
     torch.manual_seed(0)
-    network = ClipLitNet()
-    images = torch.rand(1, 3, 20, 24)
-    stem = network.stem[0]
-    trained, evaluated = stem.train()(images), stem.eval()(images)
-    # Same weights: the interior agrees, the border differs with the padding.
-    torch.testing.assert_close(trained[..., 1:-1, 1:-1], evaluated[..., 1:-1, 1:-1])
-    assert not torch.allclose(trained[..., 0, :], evaluated[..., 0, :])
+    network = ClipLitNet().train(training)
+    convs = {name: module for name, module in network.named_modules()
+             if isinstance(module, torch.nn.Conv2d) and module.kernel_size == (3, 3)}
+    assert set(convs) == set(CLIP_LIT_PADDING)
+    for name, conv in convs.items():
+        images = torch.rand(1, conv.in_channels, 9, 11)
+        mode = CLIP_LIT_PADDING[name][0 if training else 1]
+        expected = F.conv2d(F.pad(images, (1, 1, 1, 1), mode=mode), conv.weight, conv.bias)
+        torch.testing.assert_close(conv(images), expected, msg=f"{name} in {'training' if training else 'evaluation'}")
+
+
+def test_the_pyramid_upsamples_linearly_between_the_corner_pixels():
+    # align_corners=True: a 2-cell row upsampled to 4 pixels runs linearly from the first cell's value
+    # at the first pixel to the second's at the last (align_corners=False gives 1, 1.5, 2.5, 3).
+    pyramid = _PyramidPooling(4)
+    with torch.no_grad():
+        for branch in pyramid.branches:
+            branch[0].weight.zero_()
+            branch[0].weight[0, 0] = 1.0
+    images = torch.ones(1, 4, 4, 4)
+    images[..., 2:] = 3.0
+    with torch.no_grad():
+        two_cells = pyramid(images)[0, 4 + pyramid.BINS.index(2)]
+    torch.testing.assert_close(two_cells, torch.tensor([1.0, 5 / 3, 7 / 3, 3.0]).expand(4, 4))
 
 
 def test_the_untrained_unet_is_the_identity_and_it_has_gradients():

@@ -5,7 +5,7 @@ Their iteration-based stages draw the same global batches on any process count. 
 shards' gradients in shard order, on one process as on two, and every pass computes whole batches per
 process: the metrics are the same to the last bit, under the recipes' own Adam, which grows any
 last-digit difference. Without it (``train.exact_shards=0``) DDP averages the processes' gradients, another
-order of the same float sums: RAVE's short run then agrees within 1e-5 (relative), which still catches
+order of the same float sums: RAVE's short run then agrees within 2e-5 (relative), which still catches
 L_id counted once instead of per process (0.3% of PSNR).
 """
 
@@ -33,7 +33,7 @@ CASES = [
                 (*SHORT, EXACT, "protocol.prompt_init_iterations=4", "protocol.prompt_init_batch_size=4",
                  "protocol.rounds=2", "protocol.prompt_iterations=4", "protocol.prompt_batch_size=4")),
     ProcessCase("lit-rave-ddp", RECIPES / "lit-shapes-rave.yaml", (*SHORT, "train.exact_shards=0"),
-                tolerance=1e-5, reason=SUMS),
+                tolerance=2e-5, reason=SUMS),
 ]
 
 

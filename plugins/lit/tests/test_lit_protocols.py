@@ -152,13 +152,39 @@ def test_the_warm_up_restart_rule_reinitialises_and_tries_again(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_identity_warm_up_of_the_clip_lit_network_keeps_the_input(tmp_path):
-    recipe = shapes_recipe(
-        {"name": "rave", "network": "clip-lit-net"},
-        {"name": "rave", "warmup_iterations": 6, "restart_check_iterations": 6, "enhance_iterations": 1},
-    )
-    metrics = run_recipe(recipe, tmp_path)["metrics"]
-    assert metrics["warmup/try0_psnr_y"] >= 30.0
+def test_the_identity_warm_up_pulls_a_perturbed_clip_lit_network_back_toward_the_identity(shapes_clip):
+    # The network starts near the identity (head bias 1), so a fresh one keeps its input with no warm-up
+    # at all. Starting from a head bias of 0.8 (outputs I / 0.8, brightened and clipped) the warm-up has
+    # work to do: its objective must raise Y-PSNR(output, input).
+    from mmadapt import Task, image_psnr
+    from mmadapt_lit.adapter import RaveAdapter
+    from mmadapt_lit.config import RaveConfig
+    from mmadapt_lit.stages import identity_objective
+
+    torch.manual_seed(0)
+    recipe = shapes_recipe({}, {})
+    recipe["data"]["train_size"] = 4
+    split = recipe_bundle(recipe).split("train")
+    images = torch.stack([split[i]["image"] for i in range(4)])
+    adapter = RaveAdapter(RaveConfig(network="clip-lit-net"), shapes_clip, Task([], kind="image-to-image"))
+    with torch.no_grad():
+        adapter.network.head.bias.fill_(0.8)
+
+    def psnr_y() -> float:
+        with torch.no_grad():
+            return sum(image_psnr(out, ref, "y") for out, ref in zip(adapter.enhance(images), images)) / len(images)
+
+    before = psnr_y()
+    objective = identity_objective(adapter, 25.0, [1.0] * len(adapter.levels))
+    optimizer = torch.optim.Adam(adapter.network.parameters(), lr=1e-3)
+    adapter.train()
+    for _ in range(20):
+        loss, _ = objective({"images": adapter.enhance(images)}, {"image": images})
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert before < 25.0
+    assert psnr_y() > before + 2.0
 
 
 @pytest.mark.slow
@@ -173,3 +199,49 @@ def test_rave_shifted_trains_along_the_residual_without_its_token_direction(tmp_
     assert 0.0 < float(shifted @ plain) < 1.0 - 1e-4  # a different direction, still close to v_res
     assert torch.equal(weights["residual"], shifted)
     torch.testing.assert_close(state["residual/shifted_target"], state["residual/m_pos"] @ shifted)
+
+
+def test_the_residual_embeds_the_training_images_with_clips_preprocessing(rave_run, shapes_clip):
+    # RAVE embeds its training images with CLIP's preprocess: bicubic resize of the shorter side, centre
+    # crop. Here 32-pixel images go to shapes-clip's 64; the in-graph bilinear resize gives another residual.
+    from mmadapt_lit.losses import residual_vector
+    from torchvision.transforms.functional import center_crop, normalize, pil_to_tensor, resize
+
+    recipe = shapes_recipe({"name": "rave"}, {"name": "rave"})
+    split = recipe_bundle(recipe).split("train")
+    prep = shapes_clip.preprocessing
+
+    def features(key, bilinear=False):
+        pixels = []
+        for i in range(len(split)):
+            image = split.load(i)[key]
+            if bilinear:
+                tensor = pil_to_tensor(image).float()[None] / 255
+                pixels.append(torch.nn.functional.interpolate(tensor, size=(prep.size, prep.size), mode="bilinear")[0])
+            else:
+                shown = center_crop(resize(image, prep.size, interpolation=Image.BICUBIC), prep.size)
+                pixels.append(pil_to_tensor(shown).float() / 255)
+        with torch.no_grad():
+            return shapes_clip.encode_image(normalize(torch.stack(pixels), prep.mean, prep.std), normalize=True)
+
+    state = load_file(str(next((rave_run / "checkpoints").glob("enhance-epoch*")) / "protocol_state.safetensors"))
+    expected = residual_vector(features("target"), features("image"))["residual"]
+    bilinear = residual_vector(features("target", True), features("image", True))["residual"]
+    # PIL resizes 8-bit images and the run float ones: they agree to about 1e-3, a bilinear resize does not.
+    torch.testing.assert_close(state["residual/vector"], expected, atol=2e-3, rtol=0)
+    assert float((state["residual/vector"] - bilinear).abs().max()) > 1e-2
+
+
+def test_the_exposure_metric_reports_blown_out_pixels_only_where_targets_exist():
+    from mmadapt_lit.exposure import ExposureMetric
+
+    metric = ExposureMetric()
+    metric.reset()
+    output, target = torch.full((1, 3, 4, 5), 0.5), torch.full((1, 3, 4, 5), 0.5)
+    output[..., :2, :] = 1.0  # two rows pushed to white ...
+    target[..., 0, :] = 1.0  # ... of which one is white in the target
+    metric.update({"images": output}, {"target": target})
+    assert metric.compute()["blown_out"] == 0.25
+    metric.reset()
+    metric.update({"images": output}, {})
+    assert "blown_out" not in metric.compute() and metric.compute()["over_exposed"] == 0.5

@@ -31,3 +31,13 @@ def test_the_identity_backbone_is_validated_with_the_recipe_and_resolved_with_it
     assert OmegaConf.to_container(recipe.resolved.adapter.identity_backbone) == {
         "name": "openclip", "arch": "RN101", "pretrained": "openai", "cache_dir": None, "quick_gelu": None
     }
+
+
+def test_the_clip_lit_protocol_defaults_are_the_reference_codes_batches():
+    # CLIP-LIT's train.py: prompt_batch_size 16 for both prompt loaders, train_batch_size 8; RAVE's configs
+    # likewise (guidance_model.batch_size 16, unet_model.batch_size 8); views of 256 x 256.
+    from mmadapt_lit.config import ClipLitProtocolConfig
+
+    config = ClipLitProtocolConfig()
+    assert (config.prompt_init_batch_size, config.prompt_batch_size) == (16, 16)
+    assert (config.enhance_batch_size, config.warmup_batch_size, config.prompt_view_size) == (8, 8, 256)

@@ -2,8 +2,8 @@
 
 Parameter groups: ``network`` (the enhancer) and, for ``clip-lit`` and ``clip-lit-latent``,
 ``prompts``. ``forward`` enhances ``batch["image"]`` (a tensor or a list of differently sized
-images) into ``outputs["images"]``; a batch of frozen image features ``batch["features"]`` (the
-prompt stages) gives ``outputs["prompt_probabilities"]`` instead.
+images) into ``outputs["images"]``; a batch of augmented views ``batch["views"]`` (the prompt
+stages) gives ``outputs["prompt_logits"]`` instead.
 """
 
 from __future__ import annotations
@@ -119,9 +119,12 @@ class LitAdapter(Adapter):
         raise UserError(f"adapter {self.guidance} has no prompts")
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Enhanced ``images``, or ``prompt_logits`` (..., 2) = 100 cos(features, T) of frozen ``features``."""
-        if "features" in batch:
-            return {"prompt_logits": prompt_logits(batch["features"].float(), self.prompt_features())}
+        """Enhanced ``images``, or ``prompt_logits`` (B, R, 2) = 100 cos(Φ(view), T) of ``views`` (B, R, 3, S, S)."""
+        if "views" in batch:
+            views = batch["views"]
+            with torch.no_grad():  # the views are data: only the prompts learn from them
+                features = self.embed(views.flatten(0, 1)).view(*views.shape[:2], -1)
+            return {"prompt_logits": prompt_logits(features, self.prompt_features())}
         return {"images": self.enhance(batch["image"])}
 
 

@@ -68,17 +68,18 @@ def enhance(run_dir: Path, images: list[Path], out: Path) -> int:
 
 
 def photos(out: Path, run_dirs: list[Path]) -> int:
-    """Print PSNR, SSIM and under-exposure of the degraded photos and of each run's enhancement of them."""
+    """Print PSNR, SSIM, under- and over-exposure of the degraded photos and of each run's enhancement of them."""
     from .photos import run
 
     rows = run(run_dirs, out)
-    print(f"{'photo':10s} {'size':8s} {'image':6s} {'psnr':>7s} {'ssim':>6s} {'Y<0.1':>6s}")
+    print(f"{'photo':10s} {'degradation':11s} {'size':8s} {'image':6s} {'psnr':>7s} {'ssim':>6s} {'Y<0.1':>6s} "
+          f"{'blown':>6s}")
     for row in rows:
         for key, value in row.items():
             if isinstance(value, dict):
                 print(
-                    f"{row['photo']:10s} {row['size']:8s} {key:6s} {value['psnr']:7.2f} {value['ssim']:6.3f} "
-                    f"{value['under_exposed']:6.3f}"
+                    f"{row['photo']:10s} {row['degradation']:11s} {row['size']:8s} {key:6s} {value['psnr']:7.2f} "
+                    f"{value['ssim']:6.3f} {value['under_exposed']:6.3f} {value['blown_out']:6.3f}"
                 )
     print(f"written to {out}: photos.png, photos.json and one PNG per photo and run")
     return 0

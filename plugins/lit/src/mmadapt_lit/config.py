@@ -148,12 +148,14 @@ class ClipLitProtocolConfig(StageConfig):
     #: Rounds of (enhancement, prompt refinement); CLIP-LIT trains about 50K iterations in all.
     rounds: int = 13
     prompt_iterations: int = 1000
-    prompt_batch_size: int = 8
+    prompt_batch_size: int = 16
     #: Weights of L_clip (enhancement) and L_rank (prompt refinement).
     clip_weight: float = 320.0
     rank_weight: float = 200.0
     #: Earlier enhanced outputs the ranking uses (CLIP-LIT: the newest two).
     cached_outputs: int = 2
+    #: Side of the prompt stages' augmented views (CLIP-LIT: every image resized to 256 x 256 first).
+    prompt_view_size: int = 256
 
     def __post_init__(self) -> None:
         self.check_stages()
@@ -163,6 +165,7 @@ class ClipLitProtocolConfig(StageConfig):
             "rounds",
             "prompt_iterations",
             "prompt_batch_size",
+            "prompt_view_size",
         ):
             _positive("protocol", key, getattr(self, key), "a count")
         for key in ("clip_weight", "rank_weight"):

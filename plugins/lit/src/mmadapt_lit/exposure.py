@@ -20,11 +20,17 @@ def luma(image: torch.Tensor) -> torch.Tensor:
     return (image * weights).sum(dim=-3, keepdim=True)
 
 
+def blown_out(image: torch.Tensor, target: torch.Tensor) -> float:
+    """The share of pixels ``image`` pushes to white (Y > 0.95) that are not white (Y <= 0.95) in ``target``."""
+    return float(((luma(image) > OVER_EXPOSED) & (luma(target) <= OVER_EXPOSED)).float().mean())
+
 
 class ExposureMetric(Metric):
     """``lit-exposure``: mean luminance and the fractions of pixels with Y < 0.1 and Y > 0.95 of the outputs.
 
-    No reference needed, so it scores unpaired test images too. Each image counts equally.
+    No reference needed, so it scores unpaired test images too. Where the items have a ``target``
+    it also reports ``blown_out``: the share of pixels the output pushes to white that are not white in
+    the target (over-exposure an enhancer caused, not white the scene had). Each image counts equally.
     """
 
     inputs = {"outputs": ("images",), "batch": ()}
@@ -33,16 +39,26 @@ class ExposureMetric(Metric):
         """Forget every image seen so far."""
         self.sums = {"mean_luminance": 0.0, "under_exposed": 0.0, "over_exposed": 0.0}
         self.count = 0
+        self.blown_out = 0.0
+        self.targets = 0
 
     def update(self, outputs: dict, batch: dict) -> None:
         """Add each output image's proxies."""
-        for image in outputs["images"]:
-            y = luma(image.detach().float().clamp(0, 1))
+        targets = batch.get("target")
+        for index, image in enumerate(outputs["images"]):
+            image = image.detach().float().clamp(0, 1)
+            y = luma(image)
             self.sums["mean_luminance"] += float(y.mean())
             self.sums["under_exposed"] += float((y < UNDER_EXPOSED).float().mean())
             self.sums["over_exposed"] += float((y > OVER_EXPOSED).float().mean())
             self.count += 1
+            if targets is not None:
+                self.blown_out += blown_out(image, targets[index].float())
+                self.targets += 1
 
     def compute(self) -> dict[str, float]:
-        """The mean of each proxy over the images seen (NaN for none)."""
-        return {key: value / self.count if self.count else math.nan for key, value in self.sums.items()}
+        """The mean of each proxy over the images seen (NaN for none); ``blown_out`` where targets were seen."""
+        results = {key: value / self.count if self.count else math.nan for key, value in self.sums.items()}
+        if self.targets:
+            results["blown_out"] = self.blown_out / self.targets
+        return results

@@ -89,12 +89,13 @@ def shifted_residual(
 ) -> dict[str, torch.Tensor]:
     """RAVE-shifted: project out the direction of the tokens nearest and farthest from ``residual``.
 
-    ``token_features`` (V, D) are unit-norm text features of single tokens with similarities
-    ``s = token_features @ residual``. ``a`` is the normalised mean of ``s_i e_i`` over the ``tokens``
-    highest, ``b`` the same over the lowest (their negative ``s_i`` flips them toward ``+v``);
-    ``u = normalize(a + b)``, ``v' = normalize(v - (u . v) u)`` and ``t' = m_pos . v'``.
+    ``token_features`` (V, D) are the text tower's raw (unnormalised) features of single tokens;
+    their cosines with ``residual`` are ``s``. ``a`` is the normalised mean of ``s_i e_i`` (the raw
+    features, as RAVE weighs them) over the ``tokens`` highest ``s``, ``b`` the same over the lowest
+    (their negative ``s_i`` flips them toward ``+v``); ``u = normalize(a + b)``,
+    ``v' = normalize(v - (u . v) u)`` and ``t' = m_pos . v'``.
     """
-    similarity = token_features @ residual
+    similarity = F.normalize(token_features, dim=-1) @ residual
     order = torch.argsort(similarity, descending=True)
     top, bottom = order[:tokens], order[-tokens:]
 

@@ -47,7 +47,11 @@ class _PlainConv(nn.Conv2d):
 
 
 class _PyramidPooling(nn.Module):
-    """Average-pool to 1, 2, 3 and 6 cells, 1x1 conv to ``channels // 4``, PReLU, bilinear upsample, concat."""
+    """Average-pool to 1, 2, 3 and 6 cells, 1x1 conv to ``channels // 4``, PReLU, bilinear upsample, concat.
+
+    The upsampling aligns the corner cells' centres with the corner pixels (``align_corners=True``),
+    as CLIP-LIT's pyramid module does.
+    """
 
     BINS = (1, 2, 3, 6)
 
@@ -61,14 +65,20 @@ class _PyramidPooling(nn.Module):
         """``x`` with the four pooled branches appended as channels (2x the channels)."""
         size = x.shape[-2:]
         pooled = [
-            F.interpolate(branch(F.adaptive_avg_pool2d(x, bins)), size=size, mode="bilinear", align_corners=False)
+            F.interpolate(branch(F.adaptive_avg_pool2d(x, bins)), size=size, mode="bilinear", align_corners=True)
             for bins, branch in zip(self.BINS, self.branches)
         ]
         return torch.cat([x, *pooled], dim=1)
 
 
 class ClipLitNet(nn.Module):
-    """CLIP-LIT's illumination network: 278,790 parameters, output ``clamp(I / (L + 1e-9), 0, 1)``."""
+    """CLIP-LIT's illumination network: 278,790 parameters, output ``clamp(I / (L + 1e-9), 0, 1)``.
+
+    Padding as in CLIP-LIT, which trains a zero-padded copy of the network and evaluates a
+    reflect-padded one with the same weights: the stem, the widening and narrowing convs and the head
+    pad with zeros in training and by reflection in evaluation; the residual blocks always reflect;
+    the conv fusing the pyramid's branches always pads with zeros.
+    """
 
     def __init__(self, width: int = 32) -> None:
         super().__init__()
@@ -78,7 +88,7 @@ class ClipLitNet(nn.Module):
             _ResidualBlock(width),
             _ResidualBlock(width),
             _PyramidPooling(width),
-            _PlainConv(wide, width, 3, bias=False),
+            nn.Conv2d(wide, width, 3, padding=1, bias=False),
             nn.PReLU(),
             _PlainConv(width, wide, 3),
             _ResidualBlock(wide),
@@ -87,7 +97,7 @@ class ClipLitNet(nn.Module):
             _ResidualBlock(width),
             _ResidualBlock(width),
         )
-        self.head = nn.Conv2d(width, 1, 3, padding=1, padding_mode="reflect")
+        self.head = _PlainConv(width, 1, 3)
         # CLIP-LIT draws conv weights from N(0, 0.02). The head's bias starts at 1 so L starts near 1:
         # with a bias near 0, L is about 0.05, I / L saturates at 1 wherever I > L and no gradient flows.
         for module in self.modules():

@@ -1,10 +1,14 @@
 """Real photos made backlit: scikit-image's bundled CC0 / public-domain photos, degraded, then enhanced.
 
-The degradation (:func:`make_backlit`) imitates a subject in front of a bright window: a soft centred
-ellipse marks the subject, which is darkened (``0.55 x^2``: gamma 2, then x 0.55); the background is
-brightened and clipped (``min(1, 1.5 x + 0.2)``). ``adapt lit photos RUN_DIR --out DIR`` enhances the
-degraded photos with a trained run and scores inputs and outputs against the originals with
-scikit-image's PSNR and SSIM (Gaussian window, sigma 1.5, the reference SSIM settings).
+Both degradations (:data:`DEGRADATIONS`) imitate a subject in front of a bright background: a soft
+centred ellipse marks the subject, which is darkened (``0.55 x^2``: gamma 2, then x 0.55). ``clipped``
+brightens the background and clips it (``min(1, 1.5 x + 0.2)``: a bright window), so brightening it
+further cannot lose anything; ``unclipped`` brightens it a little and keeps its detail (``0.2 + 0.8 x``,
+a veil of flare), so an enhancer that brightens everything pushes it past the original.
+``adapt lit photos RUN_DIR --out DIR`` enhances the degraded photos with trained runs and scores
+inputs and outputs against the originals with scikit-image's PSNR and SSIM (Gaussian window, sigma
+1.5, the reference SSIM settings), the under-exposed share (Y < 0.1) and the blown-out share (pixels
+pushed to white that are not white in the original, :func:`exposure.blown_out`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 #: The subject ellipse's half-axes as fractions of the image's half-sides, and its edge's blur (pixels per side).
 SUBJECT_AXES = 0.6
 EDGE_SOFTNESS = 0.08
+#: How each degradation brightens the background: clipped to white, or a little and unclipped.
+DEGRADATIONS = {
+    "clipped": lambda image: np.minimum(1.0, 1.5 * image + 0.2),
+    "unclipped": lambda image: 0.2 + 0.8 * image,
+}
 
 
 def subject_mask(height: int, width: int) -> np.ndarray:
@@ -28,12 +37,16 @@ def subject_mask(height: int, width: int) -> np.ndarray:
     return np.clip((1.0 + EDGE_SOFTNESS - radius) / (2 * EDGE_SOFTNESS), 0.0, 1.0)
 
 
-def make_backlit(image: np.ndarray) -> np.ndarray:
-    """The backlit version of an RGB float image (H, W, 3) in [0, 1]: dark subject, clipped bright background."""
+def make_backlit(image: np.ndarray, degradation: str = "clipped") -> np.ndarray:
+    """The backlit version of an RGB float image (H, W, 3) in [0, 1]: dark subject, bright background.
+
+    ``degradation`` (one of :data:`DEGRADATIONS`) says how the background is brightened.
+    """
     mask = subject_mask(*image.shape[:2])[..., None]
     subject = 0.55 * image**2
-    background = np.minimum(1.0, 1.5 * image + 0.2)
+    background = DEGRADATIONS[degradation](image)
     return mask * subject + (1.0 - mask) * background
+
 
 
 def load_photo(name: str) -> np.ndarray:
@@ -44,8 +57,11 @@ def load_photo(name: str) -> np.ndarray:
 
 
 def scores(image: np.ndarray, original: np.ndarray) -> dict[str, float]:
-    """PSNR (dB) and SSIM of an image against the original (scikit-image), and its under-exposed fraction."""
+    """PSNR (dB) and SSIM against the original (scikit-image), the under-exposed and the blown-out shares."""
+    import torch
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from .exposure import blown_out
 
     luma = image @ np.array([0.299, 0.587, 0.114])
     return {
@@ -62,6 +78,8 @@ def scores(image: np.ndarray, original: np.ndarray) -> dict[str, float]:
             )
         ),
         "under_exposed": float((luma < 0.1).mean()),
+        "blown_out": blown_out(
+            *(torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1) for x in (image, original))),
     }
 
 
@@ -79,19 +97,22 @@ def run(run_dirs: list[Path], out: Path) -> list[dict]:
     rows, grid = [], []
     for name in PHOTOS:
         original = load_photo(name)
-        degraded = make_backlit(original)
-        tensor = torch.from_numpy(degraded).permute(2, 0, 1).float()
-        row = {"photo": name, "size": f"{original.shape[1]}x{original.shape[0]}", "input": scores(degraded, original)}
-        pictures = [torch.from_numpy(original).permute(2, 0, 1).float(), tensor]
-        for index, adapter in enumerate(adapters):
-            with torch.no_grad():
-                enhanced = adapter.enhance(tensor[None])[0]
-            row[f"run{index}"] = scores(enhanced.double().permute(1, 2, 0).numpy(), original)
-            pictures.append(enhanced)
-            save_png(enhanced, out / f"{name}-run{index}.png")
-        save_png(tensor, out / f"{name}-backlit.png")
-        rows.append(row)
-        grid.append(pictures)
+        for degradation in DEGRADATIONS:
+            degraded = make_backlit(original, degradation)
+            tensor = torch.from_numpy(degraded).permute(2, 0, 1).float()
+            stem = f"{name}-{degradation}"
+            row = {"photo": name, "degradation": degradation, "size": f"{original.shape[1]}x{original.shape[0]}",
+                   "input": scores(degraded, original)}
+            pictures = [torch.from_numpy(original).permute(2, 0, 1).float(), tensor]
+            for index, adapter in enumerate(adapters):
+                with torch.no_grad():
+                    enhanced = adapter.enhance(tensor[None])[0]
+                row[f"run{index}"] = scores(enhanced.double().permute(1, 2, 0).numpy(), original)
+                pictures.append(enhanced)
+                save_png(enhanced, out / f"{stem}-run{index}.png")
+            save_png(tensor, out / f"{stem}.png")
+            rows.append(row)
+            grid.append(pictures)
     draw_grid(grid, out / "photos.png")
     (out / "photos.json").write_text(json.dumps({"runs": [str(p) for p in run_dirs], "rows": rows}, indent=1))
     return rows

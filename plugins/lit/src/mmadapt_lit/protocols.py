@@ -3,7 +3,8 @@
 ``rave``: one frozen pass gives the residual (kept in ``run.state``), the identity warm-up, then one
 enhancement stage. ``clip-lit``: prompt initialisation, the identity warm-up, then rounds of an
 enhancement stage and a margin-ranking prompt stage, the enhanced outputs of the newest rounds cached
-(as frozen image features) in ``run.state``. Every stage is a named ``run.fit`` stage, so a killed
+(as 8-bit images) in ``run.state``. The prompt stages embed a fresh augmented view of every item
+(:mod:`.views`), as CLIP-LIT's prompt loaders do. Every stage is a named ``run.fit`` stage, so a killed
 run resumes where it stopped.
 """
 
@@ -12,12 +13,13 @@ from __future__ import annotations
 import typing
 
 import torch
-from mmadapt import Protocol, Split, TensorSplit, UserError
+from mmadapt import Protocol, Split, UserError
 
 from .images import grid_image, reference_scores
 from .losses import clip_loss, ranking_loss, residual_vector
 from .roles import Roles, check_bundle, evaluation_inputs, split_roles
-from .stages import cycled, image_features, warm_up
+from .stages import preprocessed_features, warm_up
+from .views import PromptViews, resized, to_pixels
 
 
 @typing.runtime_checkable
@@ -77,10 +79,14 @@ class LitProtocol(Protocol):
         return split_roles(run.bundle, "train", self.config)
 
     def residual(self, run, roles: Roles) -> dict[str, torch.Tensor]:
-        """RAVE's residual of the training data (computed once, then read from ``run.state``)."""
+        """RAVE's residual of the training data (computed once, then read from ``run.state``).
+
+        The images are embedded with the backbone's preprocessing (CLIP's: bicubic resize of the
+        shorter side, centre crop), as RAVE does, not with the in-graph square resize of training.
+        """
         if "residual/vector" not in run.state:
-            well_lit = image_features(run, roles.well_lit, roles.well_lit_key)
-            backlit = image_features(run, roles.backlit)
+            well_lit = preprocessed_features(run, roles.well_lit, roles.well_lit_key)
+            backlit = preprocessed_features(run, roles.backlit)
             found = residual_vector(well_lit, backlit)
             run.state["residual/vector"] = found["residual"]
             for key in ("target", "m_pos", "m_neg"):
@@ -213,8 +219,10 @@ class ClipLitProtocol(LitProtocol):
         config = self.config
         roles = self.roles(run)
         self.residual(run, roles)  # for the guidance figures only: CLIP-LIT trains without it
-        backlit, well_lit = self.reference_features(run, roles)
-        init = TensorSplit({"features": torch.cat([backlit, well_lit])}, [0] * len(backlit) + [1] * len(well_lit), 2)
+        size = config.prompt_view_size
+        labelled = [[(roles.backlit, i, "image")] for i in range(len(roles.backlit))]
+        labelled += [[(roles.well_lit, i, roles.well_lit_key)] for i in range(len(roles.well_lit))]
+        init = PromptViews(labelled, [0] * len(roles.backlit) + [1] * len(roles.well_lit), 2, size)
         run.fit(
             init,
             stage="prompt-init",
@@ -234,9 +242,13 @@ class ClipLitProtocol(LitProtocol):
                 batch_size=config.enhance_batch_size,
             )
             cached = self.cache_outputs(run, roles, round_index)
-            ranked = TensorSplit({"features": torch.stack([backlit, cycled(well_lit, len(backlit)), *cached], dim=1)})
+            ranked = [
+                [(roles.backlit, i, "image"), (roles.well_lit, i % len(roles.well_lit), roles.well_lit_key)]
+                + [outputs[i] for outputs in cached]
+                for i in range(len(roles.backlit))
+            ]
             run.fit(
-                ranked,
+                PromptViews(ranked, None, 0, size),
                 stage=f"round{round_index}-prompts",
                 iterations=config.prompt_iterations,
                 groups=["prompts"],
@@ -245,21 +257,17 @@ class ClipLitProtocol(LitProtocol):
             )
         return {**RaveProtocol.warmup_figures(run), **self.evaluate(run)}
 
-    def reference_features(self, run, roles: Roles) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frozen features of the backlit and well-lit training images, kept in ``run.state``."""
-        if "features/backlit" not in run.state:
-            run.state["features/backlit"] = image_features(run, roles.backlit)
-            run.state["features/well_lit"] = image_features(run, roles.well_lit, roles.well_lit_key)
-        return run.state["features/backlit"], run.state["features/well_lit"]
-
     def cache_outputs(self, run, roles: Roles, round_index: int) -> list[torch.Tensor]:
-        """Features of this round's enhanced training images, newest first, with the earlier ones kept.
+        """This round's enhanced training images as 8-bit views, newest first, with the earlier ones kept.
 
-        Kept in ``run.state`` (saved with the next checkpoint), so a resumed run ranks the same images.
+        CLIP-LIT saves its outputs as 256 x 256 PNGs and embeds them again, augmented, in the next
+        prompt stage; here the network enhances each image at its own size and the output is kept as
+        the 8-bit S x S pixels a view starts from. Kept in ``run.state`` (saved with the next
+        checkpoint), so a resumed run ranks the same images.
         """
         key = f"outputs/round{round_index}"
         if key not in run.state:
-            run.state[key] = image_features(run, roles.backlit, enhanced=True)
+            run.state[key] = enhanced_views(run, roles.backlit, self.config.prompt_view_size)
         for old in range(1, round_index - self.config.cached_outputs + 1):
             run.state.pop(f"outputs/round{old}", None)
         newest = range(round_index, max(0, round_index - self.config.cached_outputs), -1)
@@ -285,8 +293,23 @@ class ClipLitProtocol(LitProtocol):
         return objective
 
 
+def enhanced_views(run, split: Split, size: int) -> torch.Tensor:
+    """The network's outputs for ``split``'s images as 8-bit pixels resized to ``size`` x ``size`` (N, 3, S, S)."""
+    from PIL import Image
+
+    adapter = run.adapter
+    adapter.eval()
+
+    def views(batch: dict) -> dict:
+        outputs = adapter.enhance(batch["image"])
+        pictures = [Image.fromarray(to_pixels(out).permute(1, 2, 0).numpy()) for out in outputs]
+        return {"views": torch.stack([resized(picture, size) for picture in pictures])}
+
+    return run.features(split, views, desc="enhanced views")["views"]
+
+
 def _prompt_init_objective(outputs: dict, batch: dict):
-    loss = torch.nn.functional.cross_entropy(outputs["prompt_logits"], batch["label"])
+    loss = torch.nn.functional.cross_entropy(outputs["prompt_logits"][:, 0], batch["label"])
     return loss, {"prompt_ce": loss}
 
 

@@ -23,16 +23,27 @@ def cycled(rows: torch.Tensor, count: int) -> torch.Tensor:
     return rows[torch.arange(count) % len(rows)]
 
 
-def image_features(run, split: Split, key: str = "image", enhanced: bool = False) -> torch.Tensor:
-    """Unit-norm image features (N, D) of ``batch[key]`` over ``split``, of the enhanced images when asked."""
+def preprocessed_features(run, split: Split, key: str = "image") -> torch.Tensor:
+    """Unit-norm image features (N, D) of ``batch[key]`` under the backbone's own preprocessing.
+
+    Each image is resized on its shorter side with the backbone's interpolation (CLIP: bicubic),
+    antialiased, centre-cropped and normalised, as RAVE embeds its training images for the residual.
+    """
+    from torchvision import transforms as T
+
     adapter = run.adapter
     adapter.eval()
+    prep = adapter.backbone.preprocessing
+    interpolation = T.InterpolationMode(getattr(prep, "interpolation", "bicubic"))
+    resize = int(prep.size / getattr(prep, "crop_pct", 1.0))
+    view = T.Compose([T.Resize(resize, interpolation=interpolation, antialias=True), T.CenterCrop(prep.size)])
 
     def embed(batch: dict) -> dict:
-        images = batch[key]
-        return {"features": adapter.embed(adapter.enhance(images) if enhanced else images)}
+        # Bicubic overshoots; clamping keeps the pixels a decoded image would have.
+        pixels = torch.stack([view(image).clamp(0.0, 1.0) for image in batch[key]])
+        return {"features": adapter.embed(pixels)}
 
-    return run.features(split, embed, desc=f"features ({'enhanced ' if enhanced else ''}{key})")["features"]
+    return run.features(split, embed, desc=f"features (preprocessed {key})")["features"]
 
 
 def identity_objective(adapter, weight: float, level_weights: list[float], parts: int = 1) -> Callable:

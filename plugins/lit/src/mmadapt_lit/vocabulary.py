@@ -16,7 +16,7 @@ CHUNK = 2048
 
 
 def token_features(backbone) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unit-norm text features (V', D) of every ordinary token, and their token ids (V',)."""
+    """Raw (unnormalised) text features (V', D) of every ordinary token, and their token ids (V',)."""
     template = backbone.text.tokenize([""])[0]
     start, end = int(template[0]), int(template[int(backbone.text.eot_index(template[None])[0])])
     ids = torch.tensor([i for i in range(backbone.text.vocab_size) if i not in (start, end)])
@@ -28,9 +28,9 @@ def token_features(backbone) -> tuple[torch.Tensor, torch.Tensor]:
             if backbone.text.causal:
                 eot = torch.full((len(chunk),), 2, dtype=torch.long)
                 embeddings = backbone.text.token_embedding(prompts[:, :3])
-                features = F.normalize(backbone.text.encode_embeddings(embeddings, eot), dim=-1)
+                features = backbone.text.encode_embeddings(embeddings, eot)
             else:
-                features = backbone.encode_text(prompts, normalize=True)
+                features = backbone.encode_text(prompts)
             parts.append(features.float())
     return torch.cat(parts), ids
 
@@ -44,7 +44,7 @@ def shift_residual(adapter, residual: torch.Tensor, m_pos: torch.Tensor) -> dict
 def nearest_tokens(backbone, residual: torch.Tensor, top: int) -> dict[str, list[tuple[str, float]]]:
     """The ``top`` tokens with the highest and the lowest cosine to ``residual``, as (text, cosine)."""
     features, ids = token_features(backbone)
-    similarity = features @ residual.float()
+    similarity = F.normalize(features, dim=-1) @ residual.float()
     order = torch.argsort(similarity, descending=True)
     words = backbone.text.vocabulary()
 
