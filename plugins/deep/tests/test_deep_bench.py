@@ -4,8 +4,9 @@ gradients, and the reference saves more for backward."""
 from __future__ import annotations
 
 import torch
+from mmadapt import activation_bytes
 from mmadapt.testing_models import tiny_openclip_backbone
-from mmadapt_deep.bench import activation_bytes, build_steps, classnames
+from mmadapt_deep.bench import build_steps, classnames
 
 
 def test_the_reference_and_our_step_compute_the_same_loss_and_update():

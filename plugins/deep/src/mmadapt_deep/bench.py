@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from mmadapt import activation_bytes, available_bytes, format_gib, wall_and_cpu_seconds
 
 #: The variants, in the order they are printed and timed.
 VARIANTS = ("reference", "ours", "coop")
@@ -106,61 +107,12 @@ def build_steps(backbone, names: list[str], pixels, labels, n_ctx: int, depth: i
     )
 
 
-def activation_bytes(loss_of: Callable[[], object], parameters) -> int:
-    """Bytes of the distinct storages ``loss_of()``'s forward pass saves for backward, parameters not counted.
-
-    Each saved tensor is counted and dropped at once, so the count works for a step too large to run; the
-    forward pass cannot be followed by a backward pass. A storage counts once while a tensor on it is alive.
-    """
-    import weakref
-
-    import torch
-
-    skip = {p.untyped_storage().data_ptr() for p in parameters}
-    seen: dict[int, list[weakref.ref]] = {}
-    total = 0
-
-    def pack(tensor: torch.Tensor) -> None:
-        nonlocal total
-        storage = tensor.untyped_storage()
-        address = storage.data_ptr()
-        if address in skip:
-            return
-        alive = [ref for ref in seen.get(address, []) if ref() is not None]
-        if not alive:
-            total += storage.nbytes()
-        seen[address] = [*alive, weakref.ref(tensor)]
-
-    def unpack(_: None) -> torch.Tensor:
-        raise RuntimeError("activation_bytes keeps no graph; its forward pass cannot be backpropagated")
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
-        loss_of()
-    return total
 
 
-def available_bytes() -> int | None:
-    """Memory the system can still give this process (Linux ``MemAvailable``), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
-def seconds(step: Callable[[], None]) -> tuple[float, float]:
-    """Wall time and this process's CPU time of one call (on a shared machine CPU time is the steadier one)."""
-    started, cpu = time.perf_counter(), time.process_time()
-    step()
-    return time.perf_counter() - started, time.process_time() - cpu
 
 
-def gib(size: int) -> str:
-    """``size`` bytes in GiB, for the table."""
-    return f"{size / 2**30:.2f} GiB"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,7 +159,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     for index in range(args.repeats):
         for name in times:
             print(f"  step {index + 1}/{args.repeats}: {name} ...", flush=True)
-            times[name].append(seconds(steps.steps[name]))
+            times[name].append(wall_and_cpu_seconds(steps.steps[name]))
     wall = {name: statistics.median(w for w, _ in values) for name, values in times.items()}
     cpu = {name: statistics.median(c for _, c in values) for name, values in times.items()}
 
@@ -218,13 +170,13 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     for name in VARIANTS:
         took = f"{wall[name]:8.3f} s" if name in wall else "not run"
         used = f"{cpu[name]:8.3f} s" if name in cpu else ""
-        print(f"  {LABELS[name]:<48} {steps.positions[name]:>16} {took:>10} {used:>10} {gib(memory[name]):>18}")
+        print(f"  {LABELS[name]:<48} {steps.positions[name]:>16} {took:>10} {used:>10} {format_gib(memory[name]):>18}")
     print("  (time: wall clock; CPU time: this process, all threads; activation memory: bytes saved for backward")
     print("   by one step's forward pass, weights not counted; every variant encodes the batch's images each step)")
     for name in VARIANTS:
         if not fits[name]:
-            print(f"  ({name} not run: its activations alone take {gib(memory[name])}, "
-                  f"{gib(available or 0)} of memory available)")
+            print(f"  ({name} not run: its activations alone take {format_gib(memory[name])}, "
+                  f"{format_gib(available or 0)} of memory available)")
     ratios = {"reference / ours, memory": memory["reference"] / memory["ours"],
               "ours / coop, memory": memory["ours"] / memory["coop"]}
     for slower, faster in (("reference", "ours"), ("ours", "coop")):

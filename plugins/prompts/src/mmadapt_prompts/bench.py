@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mmadapt import activation_bytes, available_bytes, format_gib, wall_and_cpu_seconds
+
 #: CIFAR-100's classes: realistic names, several of them more than one token ("aquarium_fish").
 CLASSNAMES = (
     "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle", "bowl", "boy",
@@ -43,15 +45,6 @@ def classnames(count: int) -> list[str]:
             for i in range(count)]
 
 
-def seconds(step: Callable[[], None]) -> tuple[float, float]:
-    """Wall time and this process's CPU time (all its threads) of one call.
-
-    On a machine other jobs share, wall time grows with their load and CPU time much less; with one
-    thread CPU time is the step's own cost, with more it also counts threads waiting for each other.
-    """
-    started, cpu = time.perf_counter(), time.process_time()
-    step()
-    return time.perf_counter() - started, time.process_time() - cpu
 
 
 #: The variants, in the order they are printed and timed.
@@ -123,60 +116,10 @@ def build_steps(backbone, names: list[str], pixels, labels, n_ctx: int) -> Steps
     )
 
 
-def activation_bytes(loss_of: Callable[[], object], parameters, keep: bool = False) -> int:
-    """Bytes of the distinct storages ``loss_of()``'s forward pass saves for backward, parameters not counted.
-
-    With ``keep=False`` nothing is kept (the pack hook drops each tensor after counting it), so the
-    count works for a step too large to run, and the forward pass cannot be followed by a backward
-    pass. A storage counts once while a tensor seen on it is alive; a storage freed and another
-    allocated at its address counts again. ``keep=True`` holds every saved tensor until the count is
-    done, the plain count that a test checks the other against.
-    """
-    import weakref
-
-    import torch
-
-    skip = {p.untyped_storage().data_ptr() for p in parameters}
-    seen: dict[int, list[weakref.ref]] = {}
-    kept: list[torch.Tensor] = []
-    total = 0
-
-    def pack(tensor: torch.Tensor) -> None:
-        nonlocal total
-        storage = tensor.untyped_storage()
-        address = storage.data_ptr()
-        if address in skip:
-            return
-        alive = [ref for ref in seen.get(address, []) if ref() is not None]
-        if not alive:
-            total += storage.nbytes()
-        seen[address] = [*alive, weakref.ref(tensor)]
-        if keep:
-            kept.append(tensor)
-
-    def unpack(_: None) -> torch.Tensor:
-        raise RuntimeError("activation_bytes keeps no graph; its forward pass cannot be backpropagated")
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
-        loss_of()
-    return total
 
 
-def available_bytes() -> int | None:
-    """Memory the system can still give this process (Linux ``MemAvailable``), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
-def gib(size: int) -> str:
-    """``size`` bytes in GiB, for the table."""
-    return f"{size / 2**30:.2f} GiB"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -221,7 +164,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     for index in range(args.repeats):
         for name in times:
             print(f"  step {index + 1}/{args.repeats}: {name} ...", flush=True)
-            times[name].append(seconds(steps.steps[name]))
+            times[name].append(wall_and_cpu_seconds(steps.steps[name]))
     median = {name: statistics.median(wall for wall, _ in values) for name, values in times.items()}
     median_cpu = {name: statistics.median(cpu for _, cpu in values) for name, values in times.items()}
 
@@ -236,14 +179,15 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     for name in VARIANTS:
         took = f"{median[name]:8.3f} s" if name in median else "not run"
         cpu = f"{median_cpu[name]:8.3f} s" if name in median else ""
-        print(f"  {labels_of[name]:<48} {steps.positions[name]:>16} {took:>10} {cpu:>10} {gib(memory[name]):>18}")
+        memory_of = format_gib(memory[name])
+        print(f"  {labels_of[name]:<48} {steps.positions[name]:>16} {took:>10} {cpu:>10} {memory_of:>18}")
     print(f"  (image features of the batch: {steps.cache_s:.3f} s, computed once per run by the engine's cache)")
     print("  (time: wall clock; CPU time: this process, all threads; activation memory: bytes saved for backward")
     print("   by one step's forward pass, weights not counted)")
     for name in VARIANTS:
         if not fits[name]:
-            print(f"  ({name} not run: its activations alone take {gib(memory[name])}, "
-                  f"{gib(available or 0)} of memory available)")
+            print(f"  ({name} not run: its activations alone take {format_gib(memory[name])}, "
+                  f"{format_gib(available or 0)} of memory available)")
     ratios = {}
     for baseline in ("reference", "truncated"):
         if baseline in median and "ours" in median:
