@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from mmadapt import activation_bytes, format_gib, wall_and_cpu_seconds
+from mmadapt import activation_bytes, format_gib, measure_steps, wall_and_cpu_seconds
 from torch import nn
 
 
@@ -35,3 +35,23 @@ def test_wall_and_cpu_seconds_and_gib():
     wall, cpu = wall_and_cpu_seconds(lambda: sum(i * i for i in range(200_000)))
     assert wall > 0 and cpu > 0
     assert format_gib(3 * 2**30) == "3.00 GiB"
+
+
+def test_measure_steps_counts_every_variant_and_times_those_that_run():
+    model = small_model()
+    calls = {"a": 0, "b": 0}
+
+    def step_of(name, rows):
+        def step():
+            calls[name] += 1
+            model(torch.randn(rows, 32)).sum().backward()
+        return step
+
+    steps = {"a": step_of("a", 64), "b": step_of("b", 16)}
+    losses = {"a": lambda: model(torch.randn(64, 32)).sum(), "b": lambda: model(torch.randn(16, 32)).sum()}
+    measures = measure_steps(steps, losses, model.parameters(), repeats=3)
+    assert calls == {"a": 3, "b": 3}
+    assert set(measures.wall) == set(measures.cpu) == {"a", "b"}
+    ratios = measures.ratios([("a", "b")])
+    assert ratios["a / b, memory"] == 4.0
+    assert set(ratios) == {"a / b", "a / b, CPU time", "a / b, memory"}

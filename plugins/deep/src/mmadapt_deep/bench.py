@@ -18,11 +18,10 @@ pass that keeps none of them, so a variant too large for this machine is still m
 from __future__ import annotations
 
 import argparse
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mmadapt import activation_bytes, available_bytes, format_gib, wall_and_cpu_seconds
+from mmadapt import measure_steps, print_step_table
 
 #: The variants, in the order they are printed and timed.
 VARIANTS = ("reference", "ours", "coop")
@@ -147,40 +146,12 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     for step in warm_up.steps.values():
         step()
     steps = build_steps(backbone, names, pixels, labels, args.n_ctx, args.depth)
-    frozen = list(backbone.parameters())
-    memory = {}
-    for name in VARIANTS:
-        print(f"  activation memory: {name} ...", flush=True)
-        memory[name] = activation_bytes(steps.losses[name], frozen)
-    available = available_bytes()
-    # A variant whose activations would take most of the free memory is measured but not run.
-    fits = {name: available is None or memory[name] < 0.8 * available for name in VARIANTS}
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS if fits[name]}
-    for index in range(args.repeats):
-        for name in times:
-            print(f"  step {index + 1}/{args.repeats}: {name} ...", flush=True)
-            times[name].append(wall_and_cpu_seconds(steps.steps[name]))
-    wall = {name: statistics.median(w for w, _ in values) for name, values in times.items()}
-    cpu = {name: statistics.median(c for _, c in values) for name, values in times.items()}
+    measures = measure_steps(steps.steps, steps.losses, backbone.parameters(), args.repeats)
 
     print(f"adapt bench deep: {args.arch} (random weights), {args.classes} classes, batch {args.batch_size}, "
           f"MaPLe n = {args.n_ctx}, J = {args.depth}, fp32, {torch.get_num_threads()} CPU threads, "
           f"median of {args.repeats}")
-    print(f"  {'step':<48} {'text positions':>16} {'time':>10} {'CPU time':>10} {'activation memory':>18}")
-    for name in VARIANTS:
-        took = f"{wall[name]:8.3f} s" if name in wall else "not run"
-        used = f"{cpu[name]:8.3f} s" if name in cpu else ""
-        print(f"  {LABELS[name]:<48} {steps.positions[name]:>16} {took:>10} {used:>10} {format_gib(memory[name]):>18}")
+    print_step_table(measures, LABELS, steps.positions)
     print("  (time: wall clock; CPU time: this process, all threads; activation memory: bytes saved for backward")
     print("   by one step's forward pass, weights not counted; every variant encodes the batch's images each step)")
-    for name in VARIANTS:
-        if not fits[name]:
-            print(f"  ({name} not run: its activations alone take {format_gib(memory[name])}, "
-                  f"{format_gib(available or 0)} of memory available)")
-    ratios = {"reference / ours, memory": memory["reference"] / memory["ours"],
-              "ours / coop, memory": memory["ours"] / memory["coop"]}
-    for slower, faster in (("reference", "ours"), ("ours", "coop")):
-        if slower in wall and faster in wall:
-            ratios[f"{slower} / {faster}"] = wall[slower] / wall[faster]
-            ratios[f"{slower} / {faster}, CPU time"] = cpu[slower] / cpu[faster]
-    return ratios
+    return measures.ratios((("reference", "ours"), ("ours", "coop")))

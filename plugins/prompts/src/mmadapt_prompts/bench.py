@@ -17,12 +17,11 @@ them, so a variant that would not fit in memory is still measured; such a varian
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mmadapt import activation_bytes, available_bytes, format_gib, wall_and_cpu_seconds
+from mmadapt import measure_steps, print_step_table
 
 #: CIFAR-100's classes: realistic names, several of them more than one token ("aquarium_fish").
 CLASSNAMES = (
@@ -47,8 +46,12 @@ def classnames(count: int) -> list[str]:
 
 
 
-#: The variants, in the order they are printed and timed.
-VARIANTS = ("reference", "truncated", "ours")
+#: The variants, in the order they are printed and timed, with their table labels.
+LABELS = {
+    "reference": "reference CoOp step (image encoder every step)",
+    "truncated": "truncated (cached image features, cut text)",
+    "ours": "truncated + shared prefix (mmadapt coop)",
+}
 
 
 @dataclass
@@ -105,7 +108,7 @@ def build_steps(backbone, names: list[str], pixels, labels, n_ctx: int) -> Steps
     classes, length, shared = len(names), ours.prompt.length, ours.prompt.shared_length
     own = int((ours.prompt.eot + 1 - shared).sum())  # each prompt cut after its own end token
     return Steps(
-        steps={name: sgd_step(params[name], losses[name]) for name in VARIANTS},
+        steps={name: sgd_step(params[name], losses[name]) for name in LABELS},
         losses=losses,
         positions={
             "reference": f"{backbone.text.context_length} x {classes}",
@@ -152,46 +155,12 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     for step in warm_up.steps.values():
         step()
     steps = build_steps(backbone, names, pixels, labels, args.n_ctx)
-    parameters = list(backbone.parameters())
-    memory = {}
-    for name in VARIANTS:
-        print(f"  activation memory: {name} ...", flush=True)
-        memory[name] = activation_bytes(steps.losses[name], parameters)
-    available = available_bytes()
-    # A variant whose activations would take most of the free memory is measured but not run.
-    fits = {name: available is None or memory[name] < 0.8 * available for name in VARIANTS}
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS if fits[name]}
-    for index in range(args.repeats):
-        for name in times:
-            print(f"  step {index + 1}/{args.repeats}: {name} ...", flush=True)
-            times[name].append(wall_and_cpu_seconds(steps.steps[name]))
-    median = {name: statistics.median(wall for wall, _ in values) for name, values in times.items()}
-    median_cpu = {name: statistics.median(cpu for _, cpu in values) for name, values in times.items()}
+    measures = measure_steps(steps.steps, steps.losses, backbone.parameters(), args.repeats)
 
     print(f"adapt bench prompts: {args.arch} (random weights), {args.classes} classes, batch {args.batch_size}, "
           f"{args.n_ctx} context tokens, fp32, {torch.get_num_threads()} CPU threads, median of {args.repeats}")
-    labels_of = {
-        "reference": "reference CoOp step (image encoder every step)",
-        "truncated": "truncated (cached image features, cut text)",
-        "ours": "truncated + shared prefix (mmadapt coop)",
-    }
-    print(f"  {'step':<48} {'text positions':>16} {'time':>10} {'CPU time':>10} {'activation memory':>18}")
-    for name in VARIANTS:
-        took = f"{median[name]:8.3f} s" if name in median else "not run"
-        cpu = f"{median_cpu[name]:8.3f} s" if name in median else ""
-        memory_of = format_gib(memory[name])
-        print(f"  {labels_of[name]:<48} {steps.positions[name]:>16} {took:>10} {cpu:>10} {memory_of:>18}")
+    print_step_table(measures, LABELS, steps.positions)
     print(f"  (image features of the batch: {steps.cache_s:.3f} s, computed once per run by the engine's cache)")
     print("  (time: wall clock; CPU time: this process, all threads; activation memory: bytes saved for backward")
     print("   by one step's forward pass, weights not counted)")
-    for name in VARIANTS:
-        if not fits[name]:
-            print(f"  ({name} not run: its activations alone take {format_gib(memory[name])}, "
-                  f"{format_gib(available or 0)} of memory available)")
-    ratios = {}
-    for baseline in ("reference", "truncated"):
-        if baseline in median and "ours" in median:
-            ratios[f"{baseline} / ours"] = median[baseline] / median["ours"]
-            ratios[f"{baseline} / ours, CPU time"] = median_cpu[baseline] / median_cpu["ours"]
-        ratios[f"{baseline} / ours, memory"] = memory[baseline] / memory["ours"]
-    return ratios
+    return measures.ratios((("reference", "ours"), ("truncated", "ours")))
