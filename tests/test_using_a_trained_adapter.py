@@ -36,7 +36,7 @@ def test_the_pages_commands_and_example_run(plugin_manager, one_torch_thread, tm
         argv = shlex.split(line.split("#")[0])
         assert argv[0] == "adapt", line
         if argv[1] == "run":
-            argv = [argv[0], argv[1], str(ROOT / argv[2]), *argv[3:], *QUICK]
+            argv = [*argv, *QUICK]
         assert adapt_command(argv[1:]) == 0, line
     predicted = capsys.readouterr().out.strip().splitlines()[-1]
     assert predicted.startswith("photo.png: ") and predicted.count(",") == 2, predicted

@@ -117,16 +117,16 @@ class Backbone(nn.Module, ABC):
         features = text.encode(token_ids)
         return F.normalize(features, dim=-1) if normalize else features
 
-    def save_plain_weights(self, state: dict[str, torch.Tensor], folder: Path) -> str:
+    def save_plain_weights(self, state: dict[str, torch.Tensor], folder: Path) -> str | None:
         """Write a plain model's weights (:meth:`Adapter.merged_backbone_state`) into ``folder`` in the
         format of the model's own library, so they load without mmadapt; return the Python code that
         loads them, with ``{folder}`` standing for the folder.
 
         Backbones whose library has such a format implement it (``openclip``: open_clip's
-        ``local-dir:``/``hf-hub:`` layout); the default refuses.
+        ``local-dir:``/``hf-hub:`` layout); the default has none, writes nothing and returns None.
         """
-        raise UserError(f"backbone {self.name} has no plain weight format to write merged weights in; "
-                        "export without --merge")
+        del state, folder  # no format to write them in
+        return None
 
     def require_text_tower(self, needed_by: str, fix: str) -> TextTower:
         """The text tower, or a ``UserError`` "<needed_by>; backbone <name> has no text tower: <fix> (<who has>)".

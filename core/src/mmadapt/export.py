@@ -81,6 +81,9 @@ def export_run(run_dir: str | Path, out: str | Path, *, merge: bool = False, see
     _save_tensors(adapter.trainable_state_dict(), out / WEIGHTS, {"format": FORMAT})
     if merge:
         load = base.save_plain_weights(adapter.merged_backbone_state(), out / MERGED)
+        if load is None:
+            raise UserError(f"backbone {base.name} has no plain weight format to write merged weights in; "
+                            "export without --merge")
         config["merged"] = {"folder": MERGED, "load": load}
     (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     paper = type(adapter).paper or recipe.adapter.component.summary

@@ -21,6 +21,10 @@ SHORT = ("data.train_size=48", "data.test_size=16", "data.image_size=32", "data.
 CASES = [
     ProcessCase("ivlp-base2novel", RECIPES / "deep-shapes-ivlp.yaml", SHORT),
     ProcessCase("maple-base2novel", RECIPES / "deep-shapes-maple.yaml", SHORT),
+    # The Gaussian centred on the second of two epochs, so the aggregated prompts differ from the last epoch's.
+    ProcessCase("promptsrc-base2novel", RECIPES / "deep-shapes-promptsrc.yaml", (*SHORT, "adapter.gpa_mean=2")),
+    # MMRL with its own objective and decoupled inference.
+    ProcessCase("mmrl-base2novel", RECIPES / "deep-shapes-mmrl.yaml", SHORT),
 ]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from mmadapt import Metric
 
-from .scores import forgetting, task_matrix
+from .scores import headline_metrics
 
 
 class SeenClassAccuracy(Metric):
@@ -79,13 +79,6 @@ def accuracy_summary(evaluations: dict[str, dict[str, float]], tasks: int) -> di
     incremental accuracy: the mean over tasks of the accuracy over seen classes) and
     ``final/forgetting`` (over the ``acc_task`` matrix: each task's images are a fixed set).
     """
-    metrics = {
-        f"after_task{i}/{name}": value
-        for i in range(1, tasks + 1)
-        for name, value in evaluations[f"after_task{i}"].items()
-    }
-    final = evaluations[f"after_task{tasks}"]
-    metrics.update({f"final/{name}": final[name] for name in ("acc", "task_aware_acc", "task_mean_acc")})
-    metrics["average/acc"] = statistics.fmean(evaluations[f"after_task{i}"]["acc"] for i in range(1, tasks + 1))
-    metrics["final/forgetting"] = forgetting(task_matrix(evaluations, tasks, "acc_task"))
-    return metrics
+    return headline_metrics(
+        evaluations, tasks, ("acc", "task_aware_acc", "task_mean_acc"), "acc", {"forgetting": "acc_task"}
+    )

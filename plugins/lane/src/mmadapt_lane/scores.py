@@ -85,14 +85,35 @@ def summary_metrics(evaluations: dict[str, dict[str, float]], tasks: int) -> dic
     seen classes), ``final/forgetting`` and ``final/fixed_forgetting`` (the same on the fixed sets,
     where a model whose old logits do not move scores exactly 0).
     """
+    return headline_metrics(
+        evaluations,
+        tasks,
+        ("map", "cf1", "of1"),
+        "map",
+        {"forgetting": "map_task", "fixed_forgetting": "fixed_map_task"},
+    )
+
+
+def headline_metrics(
+    evaluations: dict[str, dict[str, float]],
+    tasks: int,
+    finals: tuple[str, ...],
+    averaged: str,
+    forgettings: dict[str, str],
+) -> dict[str, float]:
+    """Every ``after_task<i>/...`` value as evaluated, ``final/<name>`` of each of ``finals`` after the last
+    task, ``average/<averaged>`` (its mean over the tasks) and ``final/<name>`` for each forgetting over the
+    task matrix of ``forgettings[name]``."""
     metrics = {
         f"after_task{i}/{name}": value
         for i in range(1, tasks + 1)
         for name, value in evaluations[f"after_task{i}"].items()
     }
     final = evaluations[f"after_task{tasks}"]
-    metrics.update({f"final/{name}": final[name] for name in ("map", "cf1", "of1")})
-    metrics["average/map"] = statistics.fmean(evaluations[f"after_task{i}"]["map"] for i in range(1, tasks + 1))
-    metrics["final/forgetting"] = forgetting(task_matrix(evaluations, tasks))
-    metrics["final/fixed_forgetting"] = forgetting(task_matrix(evaluations, tasks, "fixed_map_task"))
+    metrics.update({f"final/{name}": final[name] for name in finals})
+    metrics[f"average/{averaged}"] = statistics.fmean(
+        evaluations[f"after_task{i}"][averaged] for i in range(1, tasks + 1)
+    )
+    for name, key in forgettings.items():
+        metrics[f"final/{name}"] = forgetting(task_matrix(evaluations, tasks, key))
     return metrics
