@@ -11,8 +11,7 @@ from mmadapt.errors import UserError
 from mmadapt.exact_shards import ShardGradients, local_shards, refuse_batch_statistics
 from mmadapt.fitting import check_batch_split
 from mmadapt.sampling import GlobalBatchSampler
-from mmadapt.testing import run_recipe, tiny_recipe
-from safetensors.torch import load_file
+from test_engine import lora_weights
 
 
 @pytest.mark.parametrize(("size", "shards", "world"), [(8, 4, 1), (8, 4, 2), (8, 4, 4), (12, 6, 3), (12, 2, 2),
@@ -35,14 +34,6 @@ def test_the_shard_gradients_are_summed_in_shard_order_and_averaged():
         assert weight.grad is None
     gradients.add_to_grads(divisor=3)
     assert torch.equal(weight.grad, ((torch.full((3,), 1e8) + 1.0) - 1e8) / 3)
-
-
-def lora_weights(tmp_path, **train):
-    recipe = tiny_recipe(adapter={"name": "lora", "r": 2}, protocol={"name": "standard"},
-                         train={"epochs": 2, "optimizer": "sgd", "momentum": 0.0, "lr": 0.05, **train})
-    run_recipe(recipe, tmp_path)
-    checkpoint = sorted((tmp_path / "run" / "checkpoints").iterdir())[-1]
-    return load_file(str(checkpoint / "adapter.safetensors"))
 
 
 def test_shards_train_on_the_batch_gradient(tiny_plugin, tmp_path):
