@@ -50,10 +50,8 @@ def check_batch_split(stage: str, items: int, batch_size: int, num_processes: in
         return
     if num_processes == 1:
         return
-    uneven = [size for size in sizes if size % num_processes]
-    if uneven:
-        reason = (f"its batch size is {batch_size}" if batch_size in uneven
-                  else f"its {items} items make one batch of {uneven[0]}")
+    reason = _uneven(sizes, num_processes, batch_size, items)
+    if reason:
         raise UserError(
             f"run.fit(stage={stage!r}): {reason}, which does not split evenly over {num_processes} processes. "
             f"Set train.batch_size (or the protocol's batch size for this stage) to a multiple of {num_processes}, "
@@ -67,10 +65,8 @@ def _check_shards(stage: str, items: int, batch_size: int, num_processes: int, s
             f"run.fit(stage={stage!r}): train.exact_shards={shards} does not split over {num_processes} processes; "
             f"set it to a multiple of {num_processes} (or 0 for DDP's average); see docs/multi-gpu.md"
         )
-    uneven = [size for size in sizes if size % shards]
-    if uneven:
-        reason = (f"its batch size is {batch_size}" if batch_size in uneven
-                  else f"its {items} items make one batch of {uneven[0]}")
+    reason = _uneven(sizes, shards, batch_size, items)
+    if reason:
         raise UserError(
             f"run.fit(stage={stage!r}): {reason}, which does not split into train.exact_shards={shards} shards. "
             f"Set train.batch_size (or the protocol's batch size for this stage) to a multiple of {shards}, or "
@@ -217,3 +213,12 @@ def _training_only(adapter: Adapter, trained: list[torch.nn.Parameter]) -> Itera
         for p in adapter.parameters():
             p.grad = None
 
+
+def _uneven(sizes: list[int], parts: int, batch_size: int, items: int) -> str | None:
+    """Which batch does not split into ``parts`` equal parts, in words, or None when every one does."""
+    uneven = [size for size in sizes if size % parts]
+    if not uneven:
+        return None
+    if batch_size in uneven:
+        return f"its batch size is {batch_size}"
+    return f"its {items} items make one batch of {uneven[0]}"
